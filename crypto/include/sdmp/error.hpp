@@ -1,0 +1,48 @@
+// The sdmp error category, shared by every layer (it lives in the lowest library).
+#pragma once
+
+#include <string>
+#include <system_error>
+
+namespace sdmp {
+
+// Error codes produced inside the library. Values are stable: they appear in logs and metrics.
+enum class errc {
+    ok = 0,
+    // crypto / files
+    crypto_failure = 1,   // a primitive failed unexpectedly (provider bug or bad key material)
+    invalid_key = 2,      // key bytes of the wrong size or type
+    low_order_point = 3,  // a DH result was all zero (protocol.md §3.3)
+    authentication_failed = 4,  // an AEAD tag or signature did not verify
+    file_not_found = 10,
+    file_permissions = 11,  // a private key file is readable by group or others
+    file_malformed = 12,    // a key or trust-store file does not parse
+    file_io = 13,
+    unknown_peer = 14,  // no such fingerprint or name in the trust store
+    duplicate_peer = 15,
+    // protocol
+    need_more_data = 20,  // not an error for callers that can read more
+    malformed = 21,       // bytes do not decode
+    limit_exceeded = 22,  // a length read from the wire exceeds a configured limit
+    bad_padding = 23,     // record padding is not all zero
+    decompression_failed = 24,
+    counter_exhausted = 25,   // a nonce counter would wrap; the connection must close
+    handshake_rejected = 26,  // this side refused the peer's connection message
+    // framework
+    refused_by_peer = 40,  // the peer answered our connection message with `nope`
+    handshake_timeout = 41,
+    connection_closed = 42,
+    session_shutting_down = 43,
+    queue_full = 44,
+};
+
+const std::error_category& sdmp_category() noexcept;
+
+inline std::error_code make_error_code(errc e) noexcept {
+    return {static_cast<int>(e), sdmp_category()};
+}
+
+}  // namespace sdmp
+
+template <>
+struct std::is_error_code_enum<sdmp::errc> : std::true_type {};

@@ -1,0 +1,56 @@
+// Body codecs for typed handlers and typed calls. A codec turns a value into body bytes and
+// back; JsonCodec uses nlohmann-json (any type with to_json/from_json works).
+#pragma once
+
+#include <concepts>
+#include <string>
+#include <utility>
+
+#include <boost/asio/awaitable.hpp>
+#include <nlohmann/json.hpp>
+
+#include "sdmp/framework/reply.hpp"
+#include "sdmp/framework/session.hpp"
+
+namespace sdmp {
+
+// encode must not fail for valid values; decode throws (any std::exception) on bad input.
+template <typename C, typename T>
+concept BodyCodec = requires(const T& value, ByteView bytes) {
+    { C::encode(value) } -> std::same_as<Bytes>;
+    { C::template decode<T>(bytes) } -> std::same_as<T>;
+};
+
+struct JsonCodec {
+    template <typename T>
+    static Bytes encode(const T& value) {
+        const std::string text = nlohmann::json(value).dump();
+        return Bytes(text.begin(), text.end());
+    }
+    template <typename T>
+    static T decode(ByteView bytes) {
+        return nlohmann::json::parse(bytes.begin(), bytes.end()).template get<T>();
+    }
+};
+
+// A typed call: encodes `request`, calls, and decodes the reply. A non-ok status is thrown as
+// StatusError (typed callers usually have no use for an error body); a reply that does not
+// decode is thrown as StatusError(invalid_argument). Transport errors as in Session::call.
+template <typename Resp, typename Codec = JsonCodec, typename Req>
+    requires BodyCodec<Codec, Req> && BodyCodec<Codec, Resp>
+boost::asio::awaitable<Resp> call_as(Session session, std::string method, Req request,
+                                     CallOptions options = {}) {
+    Reply reply = co_await session.call(std::move(method), Codec::encode(request),
+                                        std::move(options));
+    if (!reply.is_ok()) throw StatusError(reply.status, std::string(reply.text()));
+    std::optional<Resp> decoded;
+    try {
+        decoded.emplace(Codec::template decode<Resp>(reply.body));
+    } catch (const std::exception& e) {
+        throw StatusError(Status::invalid_argument,
+                          std::string("reply does not decode: ") + e.what());
+    }
+    co_return std::move(*decoded);
+}
+
+}  // namespace sdmp

@@ -1,0 +1,125 @@
+// Options of sessions, clients, servers and calls, with their documented defaults.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "sdmp/crypto/crypto_provider.hpp"
+#include "sdmp/crypto/suite.hpp"
+#include "sdmp/framework/log.hpp"
+#include "sdmp/framework/reply.hpp"
+#include "sdmp/protocol/message.hpp"
+#include "sdmp/protocol/record_limits.hpp"
+
+namespace sdmp {
+
+class Context;
+class Metrics;
+class Router;
+class Session;
+
+// How the writer picks the DEFLATE level of each record (protocol.md §5.1).
+enum class CompressionPolicy : unsigned char {
+    never,      // level 0 (stored blocks) always
+    automatic,  // level 0 below `compress_threshold`, `compression_level` above
+    always,     // `compression_level` for every record
+};
+
+struct SessionOptions {
+    // Record layer limits, key update included (both peers must agree on the key-update limits).
+    protocol::RecordLimits record_limits{};
+    // Largest message (envelope) this side sends or accepts as a request. An outgoing message
+    // over it fails at the sender (errc::limit_exceeded); an incoming request over it is
+    // answered with `too_large`; an incoming response over it completes the call with
+    // `too_large`. Received messages up to the record payload limit are decoded either way.
+    std::size_t max_message_size = std::size_t{16} << 20;
+    // Incoming requests and notifications being handled at once; more → `overloaded`
+    // (requests) or dropped (notifications).
+    std::size_t max_in_flight = 1024;
+    // Bound on encoded messages waiting to be written (requests, responses, notifications):
+    // a sender co_awaits space, so a peer that does not read cannot grow our memory. A message
+    // larger than the bound is still admitted when the queue is empty. Small control messages
+    // (ping, pong, cancel, goaway, error answers produced by the reader) use a separate
+    // allowance, `max_control_bytes`; a peer that makes it overflow is disconnected.
+    std::size_t send_queue_bytes = std::size_t{4} << 20;
+    std::size_t max_control_bytes = std::size_t{1} << 20;
+    // The writer coalesces queued messages into one record up to this payload size.
+    std::size_t max_record_payload = std::size_t{256} << 10;
+    CompressionPolicy compression = CompressionPolicy::automatic;
+    std::size_t compress_threshold = 1024;  // bytes of payload (automatic policy)
+    int compression_level = 1;              // libdeflate level used when compressing
+    // Send a ping after this long without receiving anything; close when the peer still sends
+    // nothing for as long again. 0 = off.
+    std::chrono::milliseconds keepalive_interval{30000};
+    // Close (gracefully) after this long without any request, response or notification in
+    // either direction while nothing is in flight. 0 = off.
+    std::chrono::milliseconds idle_timeout{0};
+    // After our side finished sending, how long we keep reading for the peer's end of stream
+    // before closing (avoids turning close() into a reset).
+    std::chrono::milliseconds close_linger{2000};
+    // Graceful close (Session::close(), last client handle dropped): how long calls in flight in
+    // either direction may take before they are cancelled.
+    std::chrono::milliseconds drain_timeout{30000};
+    // Timeout of calls whose CallOptions give none. 0 = none.
+    std::chrono::milliseconds default_call_timeout{0};
+};
+
+// The connection-message exchange (protocol.md §3).
+struct HandshakeOptions {
+    crypto::CryptoProvider* provider = nullptr;  // nullptr = crypto::default_provider()
+    std::chrono::milliseconds timeout{10000};   // protocol.md §3.6
+    std::optional<std::chrono::milliseconds> max_clock_skew = std::chrono::minutes(2);
+    // Initiator: the first is offered. Responder: the accepted set.
+    std::vector<crypto::SuiteId> suites = {crypto::SuiteId::x25519_ed25519_aes256gcm_sha256,
+                                           crypto::SuiteId::x25519_ed25519_chacha20poly1305_sha256};
+    // Refusing with `nope`: after writing it we shut down sending and read and discard what the
+    // peer still sends, up to these bounds, so our close does not become a reset that could
+    // destroy the `nope` in flight (protocol.md §3.6).
+    std::size_t refuse_drain_bytes = std::size_t{64} << 10;
+    std::chrono::milliseconds refuse_drain_time{1500};
+};
+
+struct ClientOptions {
+    HandshakeOptions handshake;
+    SessionOptions session;
+    // Handlers for calls and notifications the server sends us (optional).
+    std::shared_ptr<const Router> router;
+    Logger logger;
+    std::shared_ptr<Metrics> metrics;  // nullptr = a private instance
+};
+
+struct ServerOptions {
+    HandshakeOptions handshake;
+    SessionOptions session;
+    std::size_t threads = 1;              // used by Server::run() on the server's own io_context
+    std::size_t max_sessions = 10000;     // established sessions; more are refused with `nope`
+    std::size_t max_handshakes = 256;     // handshakes in progress; more are refused with `nope`
+    std::chrono::milliseconds drain_timeout{30000};  // graceful shutdown: in-flight calls' budget
+    std::size_t replay_cache_capacity = std::size_t{1} << 16;
+    int listen_backlog = 1024;
+    Logger logger;
+    std::shared_ptr<Metrics> metrics;  // nullptr = a private instance
+    // Called on the session's strand once a session is established (e.g. to keep a handle for
+    // server-initiated calls). Must not block.
+    std::function<void(const Session&)> on_session;
+};
+
+struct CallOptions {
+    // Budget of this call; 0 = none (then SessionOptions::default_call_timeout applies).
+    std::chrono::milliseconds timeout{0};
+    // Absolute deadline; the earliest of timeout, deadline and the parent's deadline wins.
+    std::optional<std::chrono::steady_clock::time_point> deadline;
+    // A handler calling another peer passes its Context: the call inherits the remaining budget.
+    const Context* parent = nullptr;
+    // Send this message alone in a record at level 0 (never coalesced, never compressed):
+    // for data that is already compressed, or secret data next to attacker-chosen data.
+    bool no_compress = false;
+    Metadata metadata;
+};
+
+}  // namespace sdmp

@@ -1,0 +1,83 @@
+// A server: accepts on one or more endpoints, runs the responder handshake and serves the
+// router's handlers on every session.
+//
+//   sdmp::Router router;
+//   router.add("echo", [](sdmp::Context&, sdmp::Bytes b) -> boost::asio::awaitable<sdmp::Reply> {
+//       co_return sdmp::Reply::ok(std::move(b));
+//   });
+//   sdmp::Server server(identity, trust, std::move(router), {.threads = 4});
+//   server.listen("[::]:7000");
+//   server.run();   // until server.shutdown() (from a signal handler thread, a handler, ...)
+//
+// Threading: the server's executor (its own io_context run by `threads` threads, or one the
+// application passes and runs) is shared by every connection, and each connection gets its own
+// strand on which all of its coroutines run (handshake, reader, writer, handlers). A busy
+// session therefore never pins a thread, any thread can pick up any session, and no session
+// state needs a lock.
+#pragma once
+
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include "sdmp/crypto/identity.hpp"
+#include "sdmp/crypto/trust_store.hpp"
+#include "sdmp/framework/endpoint.hpp"
+#include "sdmp/framework/metrics.hpp"
+#include "sdmp/framework/options.hpp"
+#include "sdmp/framework/router.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace sdmp {
+
+namespace detail {
+class ServerImpl;
+}
+
+class Server {
+  public:
+    // A server with its own io_context, run by ServerOptions::threads threads in run().
+    Server(crypto::Identity identity, crypto::TrustStore trust, Router router,
+           ServerOptions options = {});
+    // A server on the application's executor (the application runs it; use async_run()).
+    Server(boost::asio::any_io_executor executor, crypto::Identity identity,
+           crypto::TrustStore trust, Router router, ServerOptions options = {});
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    // Binds and listens (port 0 picks a free port). Returns the bound endpoint. Throws
+    // std::invalid_argument for a malformed endpoint string and boost::system::system_error
+    // when the address cannot be bound. Call before running.
+    EndpointSpec listen(std::string_view endpoint);
+    std::vector<EndpointSpec> local_endpoints() const;
+
+    // Serves until shutdown(), then until every session has closed and every handler has
+    // finished. Exceptions of the accept loops are rethrown here.
+    boost::asio::awaitable<void> async_run();
+    // For a server with its own io_context: runs async_run() on `threads` threads (the calling
+    // thread is one of them) and returns when it completes. Rethrows its exception.
+    void run();
+
+    // Graceful shutdown; thread-safe, returns at once: stops accepting, sends goaway on every
+    // session, lets calls in flight finish for up to ServerOptions::drain_timeout, cancels what
+    // remains, closes. async_run()/run() complete after that.
+    void shutdown();
+
+    std::size_t session_count() const noexcept;
+    MetricsSnapshot metrics() const;
+    std::shared_ptr<Metrics> metrics_registry() const noexcept;
+    boost::asio::any_io_executor get_executor() const noexcept;
+
+  private:
+    std::unique_ptr<boost::asio::io_context> own_context_;
+    std::shared_ptr<detail::ServerImpl> impl_;
+};
+
+}  // namespace sdmp

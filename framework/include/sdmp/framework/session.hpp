@@ -1,0 +1,85 @@
+// A secured, established connection: either side may call the other and send notifications
+// (protocol.md §6). A Session is a cheap, thread-safe handle.
+//
+// Error contract of the outer API (Asio's convention): failures of the transport (session
+// closed, connection lost, message over the local limit) are thrown as
+// boost::system::system_error carrying an sdmp::errc code; the outcome of a call that was
+// answered — or timed out, was cancelled, or was refused because the peer is draining — is a
+// Status inside the Reply.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <system_error>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "sdmp/framework/context.hpp"
+#include "sdmp/framework/options.hpp"
+#include "sdmp/framework/reply.hpp"
+
+namespace sdmp {
+
+// A snapshot of a session's queues (for tests and monitoring; approximate while running).
+struct SessionStats {
+    std::size_t queued_bytes = 0;      // data messages accepted and not yet written
+    std::size_t max_queued_bytes = 0;  // high-water mark of queued_bytes
+    std::size_t control_bytes = 0;
+    std::size_t blocked_senders = 0;   // coroutines waiting for queue space now
+    std::uint64_t send_waits = 0;      // times a sender had to wait, in total
+    std::size_t pending_calls = 0;     // our calls awaiting a response
+    std::size_t in_flight = 0;         // peer requests/notifications being handled
+    bool open = false;
+};
+
+class Session {
+  public:
+    Session() = default;
+
+    explicit operator bool() const noexcept { return impl_ != nullptr; }
+    // False once the session started closing (goaway received or sent, or connection lost).
+    bool is_open() const noexcept;
+    const PeerInfo& peer() const;
+
+    // Calls `method` on the peer. Completes with the peer's reply, or with a local status:
+    // deadline_exceeded (budget ran out; a cancel is sent), cancelled (the awaiting coroutine
+    // was cancelled through its cancellation slot; a cancel is sent), shutting_down (the peer
+    // sent goaway and will not handle this call). Throws system_error with errc::limit_exceeded
+    // when the request is larger than max_message_size (nothing is sent), and with
+    // errc::connection_closed when the session is or becomes closed before an answer.
+    // May be awaited from any executor; the work runs on the session's strand.
+    boost::asio::awaitable<Reply> call(std::string method, Bytes body,
+                                       CallOptions options = {}) const;
+
+    // Sends a one-way notification (only `metadata` and `no_compress` of `options` apply).
+    // Completes when the message is queued (it may wait for queue space). Same exceptions as
+    // call().
+    boost::asio::awaitable<void> notify(std::string method, Bytes body,
+                                        CallOptions options = {}) const;
+
+    // Graceful close, returns at once (thread-safe): sends goaway, lets calls in both directions
+    // finish for up to `drain` (SessionOptions::drain_timeout by default; then what remains is
+    // cancelled), flushes, shuts down sending, waits for the peer's end of stream (close_linger)
+    // and closes. A client session also closes like this when its last handle is dropped.
+    void close() const;
+    void close(std::chrono::milliseconds drain) const;
+    // Immediate close: in-flight handlers are cancelled, pending calls fail.
+    void abort() const;
+
+    // Completes once the session is fully closed (every handler finished), with the reason:
+    // empty for a graceful close by either side, otherwise what broke the connection.
+    boost::asio::awaitable<std::error_code> wait_closed() const;
+
+    SessionStats stats() const;
+
+  private:
+    friend class detail::SessionImpl;
+    explicit Session(std::shared_ptr<detail::SessionImpl> impl) : impl_(std::move(impl)) {}
+
+    std::shared_ptr<detail::SessionImpl> impl_;
+};
+
+}  // namespace sdmp

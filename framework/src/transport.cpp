@@ -1,0 +1,191 @@
+// TCP transport and handshake driver (protocol.md §3). One straight-line coroutine per step;
+// deadlines are `||` races with a timer (the loser is cancelled through its cancellation slot).
+#include "detail/transport.hpp"
+
+#include <algorithm>
+#include <array>
+#include <variant>
+
+#include "sdmp/error.hpp"
+
+namespace sdmp::detail {
+
+using namespace boost::asio::experimental::awaitable_operators;
+
+std::string format_endpoint(const tcp::endpoint& endpoint) {
+    const auto address = endpoint.address();
+    if (address.is_v6()) return "[" + address.to_string() + "]:" + std::to_string(endpoint.port());
+    return address.to_string() + ":" + std::to_string(endpoint.port());
+}
+
+asio::awaitable<tcp::socket> tcp_connect(Executor executor, EndpointSpec spec) {
+    tcp::resolver resolver(executor);
+    auto [rec, results] = co_await resolver.async_resolve(
+        spec.host, std::to_string(spec.port), tcp::resolver::numeric_service, use_tuple);
+    if (rec) throw_error(rec, "resolve " + spec.to_string());
+
+    tcp::socket socket(executor);
+    boost::system::error_code last = asio::error::host_not_found;
+    for (const auto& entry : results) {
+        boost::system::error_code ignored;
+        socket.close(ignored);
+        auto [ec] = co_await socket.async_connect(entry.endpoint(), use_tuple);
+        if (!ec) {
+            // Requests are small and latency-bound; the writer already coalesces.
+            socket.set_option(tcp::no_delay(true), ignored);
+            co_return std::move(socket);
+        }
+        last = ec;
+    }
+    throw boost::system::system_error(last, "connect " + spec.to_string());
+}
+
+tcp::endpoint resolve_listen_endpoint(const EndpointSpec& spec) {
+    boost::system::error_code ec;
+    const auto address = asio::ip::make_address(spec.host, ec);
+    if (!ec) return {address, spec.port};
+    asio::io_context io;
+    tcp::resolver resolver(io);
+    auto results = resolver.resolve(spec.host, std::to_string(spec.port),
+                                    tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+    if (ec || results.empty()) {
+        throw boost::system::system_error(ec ? ec : asio::error::host_not_found,
+                                          "resolve " + spec.to_string());
+    }
+    return results.begin()->endpoint();
+}
+
+namespace {
+
+// Writes `reply` (always `nope`), shuts down our sending side and reads and discards what the
+// peer still sends, within the configured bounds, then closes (protocol.md §3.6). Closing with
+// unread input would make the kernel send a reset, which can destroy the `nope` in flight.
+asio::awaitable<void> drain_input(tcp::socket& socket, std::size_t max_bytes) {
+    std::array<std::uint8_t, 4096> sink{};
+    std::size_t total = 0;
+    while (total < max_bytes) {
+        auto [ec, n] = co_await socket.async_read_some(asio::buffer(sink), use_tuple);
+        if (ec) co_return;  // end of stream (the normal case) or an error: either way, done
+        total += n;
+    }
+}
+
+asio::awaitable<void> send_refusal(tcp::socket& socket, ByteView reply, std::size_t drain_bytes) {
+    auto [ec, n] = co_await asio::async_write(socket, asio::buffer(reply.data(), reply.size()),
+                                              use_tuple);
+    if (ec) co_return;
+    boost::system::error_code ignored;
+    socket.shutdown(tcp::socket::shutdown_send, ignored);
+    co_await drain_input(socket, drain_bytes);
+}
+
+asio::awaitable<void> refuse(tcp::socket& socket, ByteView reply, const HandshakeOptions& options) {
+    Timer timer(co_await asio::this_coro::executor);
+    timer.expires_after(options.refuse_drain_time);
+    // The write is inside the bound too: a peer that never reads cannot hold us.
+    co_await (send_refusal(socket, reply, options.refuse_drain_bytes) ||
+              timer.async_wait(use_tuple));
+    boost::system::error_code ignored;
+    socket.close(ignored);
+}
+
+// I/O-level failure while exchanging connection messages.
+struct IoFailure {
+    std::error_code error;
+};
+using ExchangeResult = std::variant<protocol::action::Done, protocol::action::Failed, IoFailure>;
+
+// The exchange itself: ask the state machine, do what it says (protocol.md §3).
+asio::awaitable<ExchangeResult> exchange(tcp::socket& socket, protocol::HandshakeState& state) {
+    // Reading more than asked is fine: bytes after the connection message come back as
+    // Established::leftover (the peer's first records).
+    std::array<std::uint8_t, 2048> buffer{};
+    for (;;) {
+        protocol::HandshakeAction action = state.next();
+        if (auto* send = std::get_if<protocol::action::Send>(&action)) {
+            auto [ec, n] = co_await asio::async_write(socket, asio::buffer(send->bytes), use_tuple);
+            if (ec) co_return IoFailure{ec};
+        } else if (std::holds_alternative<protocol::action::Need>(action)) {
+            auto [ec, n] = co_await socket.async_read_some(asio::buffer(buffer), use_tuple);
+            if (ec == asio::error::eof) {
+                state.feed_eof();
+            } else if (ec) {
+                co_return IoFailure{ec};
+            } else {
+                state.feed(ByteView(buffer.data(), n));
+            }
+        } else if (auto* done = std::get_if<protocol::action::Done>(&action)) {
+            co_return std::move(*done);
+        } else {
+            co_return std::move(std::get<protocol::action::Failed>(action));
+        }
+    }
+}
+
+std::error_code error_for(protocol::HandshakeError reason, bool refused_locally) {
+    switch (reason) {
+        case protocol::HandshakeError::refused_by_peer:
+            return errc::refused_by_peer;
+        case protocol::HandshakeError::timeout:
+            return errc::handshake_timeout;
+        case protocol::HandshakeError::truncated:
+            return errc::connection_closed;
+        default:
+            return refused_locally ? errc::handshake_rejected : errc::connection_closed;
+    }
+}
+
+}  // namespace
+
+asio::awaitable<HandshakeOutcome> run_handshake(tcp::socket& socket, protocol::HandshakeState& state,
+                                                const HandshakeOptions& options) {
+    HandshakeOutcome outcome;
+    Timer deadline(co_await asio::this_coro::executor);
+    deadline.expires_after(options.timeout);
+
+    auto raced = co_await (exchange(socket, state) || deadline.async_wait(use_tuple));
+
+    std::optional<protocol::action::Failed> failed;
+    if (raced.index() == 1) {
+        // protocol.md §3.6: a handshake that does not complete in time is refused like any
+        // other validation failure. The exchange was cancelled; the state machine decides.
+        state.abort(protocol::HandshakeError::timeout);
+        protocol::HandshakeAction action = state.next();
+        if (auto* f = std::get_if<protocol::action::Failed>(&action)) {
+            failed = std::move(*f);
+        } else {
+            failed = protocol::action::Failed{protocol::HandshakeError::timeout, {}};
+        }
+    } else {
+        ExchangeResult& result = std::get<0>(raced);
+        if (auto* done = std::get_if<protocol::action::Done>(&result)) {
+            outcome.established = std::move(done->result);
+            co_return outcome;
+        }
+        if (auto* io = std::get_if<IoFailure>(&result)) {
+            outcome.reason = protocol::HandshakeError::truncated;
+            outcome.error = io->error;
+            boost::system::error_code ignored;
+            socket.close(ignored);
+            co_return outcome;
+        }
+        failed = std::move(std::get<protocol::action::Failed>(result));
+    }
+
+    outcome.reason = failed->reason;
+    outcome.refused_locally = !failed->reply.empty();
+    outcome.error = error_for(failed->reason, outcome.refused_locally);
+    if (outcome.refused_locally) {
+        co_await refuse(socket, failed->reply, options);
+    } else {
+        boost::system::error_code ignored;
+        socket.close(ignored);
+    }
+    co_return outcome;
+}
+
+asio::awaitable<void> refuse_connection(tcp::socket& socket, const HandshakeOptions& options) {
+    co_await refuse(socket, ByteView(protocol::k_nope.data(), protocol::k_nope.size()), options);
+}
+
+}  // namespace sdmp::detail

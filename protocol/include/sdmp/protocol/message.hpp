@@ -1,0 +1,105 @@
+// The message envelope carried inside records (protocol.md §6).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "sdmp/crypto/bytes.hpp"
+
+namespace sdmp::protocol {
+
+enum class Status : std::uint8_t {
+    ok = 0,
+    unknown_method = 1,
+    invalid_argument = 2,
+    not_found = 3,
+    application_error = 4,
+    deadline_exceeded = 5,
+    cancelled = 6,
+    too_large = 7,
+    overloaded = 8,
+    shutting_down = 9,
+};
+inline constexpr std::uint8_t k_max_status = 9;
+std::string_view to_string(Status status) noexcept;
+
+using Metadata = std::vector<std::pair<std::string, std::string>>;
+
+struct Request {
+    std::uint64_t id = 0;  // >= 1, chosen by the caller, unique among its open calls
+    std::string method;
+    std::uint64_t timeout_ms = 0;  // remaining budget; 0 = none
+    Metadata metadata;
+    Bytes body;
+};
+struct Response {
+    std::uint64_t id = 0;
+    Status status = Status::ok;
+    Metadata metadata;
+    Bytes body;  // for a non-ok status: a UTF-8 message for humans
+};
+struct Notification {
+    std::string method;
+    Metadata metadata;
+    Bytes body;
+};
+struct Cancel {
+    std::uint64_t id = 0;
+};
+struct Ping {
+    std::uint64_t opaque = 0;
+};
+struct Pong {
+    std::uint64_t opaque = 0;
+};
+struct GoAway {
+    std::uint64_t last_request_id = 0;  // highest peer request id this side will still answer
+    std::string reason;
+};
+
+using Message = std::variant<Request, Response, Notification, Cancel, Ping, Pong, GoAway>;
+
+enum class MessageType : std::uint8_t {
+    request = 1,
+    response = 2,
+    notification = 3,
+    cancel = 4,
+    ping = 5,
+    pong = 6,
+    goaway = 7,
+};
+
+struct MessageLimits {
+    std::size_t max_message_size = 16u << 20;  // one envelope, body included
+    std::size_t max_method_size = 255;
+    std::size_t max_metadata_entries = 16;
+    std::size_t max_metadata_key_size = 64;
+    std::size_t max_metadata_value_size = 1024;
+    std::size_t max_reason_size = 1024;
+};
+
+// Appends varint(length) || envelope. Fails with errc::limit_exceeded (nothing appended) when
+// a field exceeds `limits`.
+std::error_code encode_message(const Message& message, Bytes& out,
+                               const MessageLimits& limits = {});
+// Size encode_message would append (for queue accounting), without encoding.
+std::size_t encoded_size(const Message& message);
+
+// Decodes every framed message of one record payload, appending to `out`. On error, `out`
+// may hold the messages before the bad one; callers close the connection anyway.
+std::error_code decode_messages(ByteView payload, std::vector<Message>& out,
+                                const MessageLimits& limits = {});
+// Decodes one envelope (without its length frame).
+std::error_code decode_message(ByteView envelope, Message& out, const MessageLimits& limits = {});
+
+// LEB128 varints, at most 10 bytes, minimal encoding required when decoding.
+void put_varint(std::uint64_t value, Bytes& out);
+std::size_t varint_size(std::uint64_t value) noexcept;
+// Reads a varint at `pos`, advancing it. errc::malformed on truncation/overlong/non-minimal.
+std::error_code get_varint(ByteView in, std::size_t& pos, std::uint64_t& value) noexcept;
+
+}  // namespace sdmp::protocol
