@@ -43,7 +43,8 @@ struct Options {
 
 Bytes random_payload(std::size_t n, std::mt19937_64& rng) {
     Bytes b(n);
-    for (auto& x : b) x = static_cast<std::uint8_t>(rng());
+    for (auto& x : b)
+        x = static_cast<std::uint8_t>(rng());
     return b;
 }
 
@@ -55,15 +56,16 @@ Bytes text_payload(std::size_t n, std::mt19937_64& rng) {
     while (s.size() < n) {
         s += "{\"id\":" + std::to_string(rng() % 1000000) + ",\"name\":\"" + names[rng() % 6] +
              std::to_string(rng() % 10000) + "\",\"city\":\"" + cities[rng() % 5] +
-             "\",\"score\":" + std::to_string(rng() % 1000) + "." +
-             std::to_string(rng() % 100) + ",\"active\":" + (rng() % 2 ? "true" : "false") +
-             "}\n";
+             "\",\"score\":" + std::to_string(rng() % 1000) + "." + std::to_string(rng() % 100) +
+             ",\"active\":" + (rng() % 2 ? "true" : "false") + "}\n";
     }
     s.resize(n);
     return Bytes(s.begin(), s.end());
 }
 
-std::size_t padded(std::size_t n) { return (n + 255) / 256 * 256; }
+std::size_t padded(std::size_t n) {
+    return (n + 255) / 256 * 256;
+}
 
 // Runs `op` (which processes `bytes_per_op` payload bytes) for about `seconds`; returns MB/s.
 template <class Op>
@@ -74,7 +76,8 @@ double throughput(double seconds, std::size_t bytes_per_op, Op&& op) {
     // Check the clock every few operations only, so tiny messages are not clock-bound.
     const std::size_t batch = std::max<std::size_t>(1, (256 * 1024) / bytes_per_op);
     do {
-        for (std::size_t i = 0; i < batch; ++i) op();
+        for (std::size_t i = 0; i < batch; ++i)
+            op();
         ops += batch;
         now = cpu_seconds();
     } while (now - start < seconds);
@@ -88,13 +91,14 @@ double median(std::vector<double> v) {
 
 sdmp::crypto::SecretBytes bench_key() {
     sdmp::crypto::SecretBytes key(32);
-    for (std::size_t i = 0; i < key.size(); ++i) key.data()[i] = static_cast<std::uint8_t>(i);
+    for (std::size_t i = 0; i < key.size(); ++i)
+        key.data()[i] = static_cast<std::uint8_t>(i);
     return key;
 }
 
 // Seal + open of a buffer of `size` bytes in place with the bare provider AEAD.
 class RawAead {
-public:
+  public:
     RawAead(AeadAlgorithm aead, std::size_t size)
         : sealer_(sdmp::crypto::default_provider().make_sealer(aead, bench_key().view())),
           opener_(sdmp::crypto::default_provider().make_opener(aead, bench_key().view())),
@@ -107,10 +111,11 @@ public:
             nonce[11 - i] = static_cast<std::uint8_t>(counter_ >> (8 * i));
         }
         sealer_->seal(nonce, aad_, buffer_, tag_);
-        if (opener_->open(nonce, aad_, buffer_, tag_)) std::abort();
+        if (opener_->open(nonce, aad_, buffer_, tag_))
+            std::abort();
     }
 
-private:
+  private:
     std::unique_ptr<sdmp::crypto::AeadSealer> sealer_;
     std::unique_ptr<sdmp::crypto::AeadOpener> opener_;
     Bytes buffer_;
@@ -122,7 +127,7 @@ private:
 // One seal and one open per message through the public record API, the opener fed the way a
 // driver would after a socket read (prepare + copy + commit).
 class RecordRoundTrip {
-public:
+  public:
     RecordRoundTrip(AeadAlgorithm aead, const Bytes& payload, int level)
         : sealer_(sdmp::crypto::default_provider(), aead, bench_key()),
           opener_(sdmp::crypto::default_provider(), aead, bench_key()),
@@ -137,16 +142,18 @@ public:
 
     void operator()() {
         frame_.clear();
-        if (sealer_.seal(payload_, level_, frame_)) std::abort();
+        if (sealer_.seal(payload_, level_, frame_))
+            std::abort();
         auto space = opener_.prepare(frame_.size());
         std::copy(frame_.begin(), frame_.end(), space.begin());
         opener_.commit(frame_.size());
-        if (opener_.next(received_)) std::abort();
+        if (opener_.next(received_))
+            std::abort();
     }
 
     std::size_t frame_size() const { return frame_.size(); }
 
-private:
+  private:
     sdmp::protocol::RecordSealer sealer_;
     sdmp::protocol::RecordOpener opener_;
     const Bytes& payload_;
@@ -156,8 +163,10 @@ private:
 };
 
 std::string size_name(std::size_t n) {
-    if (n >= (1u << 20)) return std::to_string(n >> 20) + " MiB";
-    if (n >= 1024) return std::to_string(n >> 10) + " KiB";
+    if (n >= (1u << 20))
+        return std::to_string(n >> 20) + " MiB";
+    if (n >= 1024)
+        return std::to_string(n >> 10) + " KiB";
     return std::to_string(n) + " B";
 }
 
@@ -165,8 +174,10 @@ std::string size_name(std::size_t n) {
 
 int main(int argc, char** argv) {
     Options options;
-    if (argc > 1) options.seconds = std::atof(argv[1]);
-    if (argc > 2) options.runs = std::max(1, std::atoi(argv[2]));
+    if (argc > 1)
+        options.seconds = std::atof(argv[1]);
+    if (argc > 2)
+        options.runs = std::max(1, std::atoi(argv[2]));
     if (argc > 3 && std::string_view(argv[3]) == "chacha") {
         options.aead = AeadAlgorithm::chacha20_poly1305;
     }
@@ -176,8 +187,9 @@ int main(int argc, char** argv) {
     std::printf("sdmp record layer vs raw AEAD (%s), seal+open, median of %d runs x %.2f s\n",
                 options.aead == AeadAlgorithm::aes_256_gcm ? "AES-256-GCM" : "ChaCha20-Poly1305",
                 options.runs, options.seconds);
-    std::printf("raw = provider AEAD seal+open in place on the padded size of the payload;\n"
-                "CPU time; ratio = median of per-run record/raw pairs\n\n");
+    std::printf(
+        "raw = provider AEAD seal+open in place on the padded size of the payload;\n"
+        "CPU time; ratio = median of per-run record/raw pairs\n\n");
     std::printf("%-8s %-8s %5s %12s %12s %7s %10s\n", "payload", "size", "level", "record MB/s",
                 "raw MB/s", "ratio", "wire/payl");
 
@@ -202,8 +214,7 @@ int main(int argc, char** argv) {
                 std::printf("%-8s %-8s %5d %12.1f %12.1f %7.2f %10.3f\n", kind,
                             size_name(size).c_str(), level, median(record_mbs), median(raw_mbs),
                             median(ratios),
-                            static_cast<double>(record.frame_size()) /
-                                static_cast<double>(size));
+                            static_cast<double>(record.frame_size()) / static_cast<double>(size));
                 std::fflush(stdout);
             }
         }

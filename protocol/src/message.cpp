@@ -17,60 +17,68 @@ struct Overloaded : Fs... {
     using Fs::operator()...;
 };
 
-std::size_t string_size(std::size_t n) noexcept { return varint_size(n) + n; }
+std::size_t string_size(std::size_t n) noexcept {
+    return varint_size(n) + n;
+}
 
 std::size_t metadata_size(const Metadata& metadata) noexcept {
     std::size_t n = varint_size(metadata.size());
-    for (const auto& [key, value] : metadata) n += string_size(key.size()) + string_size(value.size());
+    for (const auto& [key, value] : metadata)
+        n += string_size(key.size()) + string_size(value.size());
     return n;
 }
 
 // Size of the envelope without its length frame (protocol.md §6.2).
 std::size_t envelope_size(const Message& message) noexcept {
-    return 1 + std::visit(
-                   Overloaded{
-                       [](const Request& m) {
-                           return varint_size(m.id) + varint_size(m.timeout_ms) +
-                                  string_size(m.method.size()) + metadata_size(m.metadata) +
-                                  m.body.size();
-                       },
-                       [](const Response& m) {
-                           return varint_size(m.id) + 1 + metadata_size(m.metadata) +
-                                  m.body.size();
-                       },
-                       [](const Notification& m) {
-                           return string_size(m.method.size()) + metadata_size(m.metadata) +
-                                  m.body.size();
-                       },
-                       [](const Cancel& m) { return varint_size(m.id); },
-                       [](const Ping&) { return std::size_t{8}; },
-                       [](const Pong&) { return std::size_t{8}; },
-                       [](const GoAway& m) {
-                           return varint_size(m.last_request_id) + m.reason.size();
-                       },
+    return 1 +
+           std::visit(
+               Overloaded{
+                   [](const Request& m) {
+                       return varint_size(m.id) + varint_size(m.timeout_ms) +
+                              string_size(m.method.size()) + metadata_size(m.metadata) +
+                              m.body.size();
                    },
-                   message);
+                   [](const Response& m) {
+                       return varint_size(m.id) + 1 + metadata_size(m.metadata) + m.body.size();
+                   },
+                   [](const Notification& m) {
+                       return string_size(m.method.size()) + metadata_size(m.metadata) +
+                              m.body.size();
+                   },
+                   [](const Cancel& m) { return varint_size(m.id); },
+                   [](const Ping&) { return std::size_t{8}; },
+                   [](const Pong&) { return std::size_t{8}; },
+                   [](const GoAway& m) { return varint_size(m.last_request_id) + m.reason.size(); },
+               },
+               message);
 }
 
 // --- validation shared by encoder and decoder (protocol.md §6.2 limits) ---
 
 std::error_code check_method(std::size_t size, const MessageLimits& limits) noexcept {
-    if (size == 0) return errc::malformed;
-    if (size > limits.max_method_size) return errc::limit_exceeded;
+    if (size == 0)
+        return errc::malformed;
+    if (size > limits.max_method_size)
+        return errc::limit_exceeded;
     return {};
 }
 
 std::error_code check_metadata_key(std::size_t size, const MessageLimits& limits) noexcept {
-    if (size == 0) return errc::malformed;
-    if (size > limits.max_metadata_key_size) return errc::limit_exceeded;
+    if (size == 0)
+        return errc::malformed;
+    if (size > limits.max_metadata_key_size)
+        return errc::limit_exceeded;
     return {};
 }
 
 std::error_code check_metadata(const Metadata& metadata, const MessageLimits& limits) noexcept {
-    if (metadata.size() > limits.max_metadata_entries) return errc::limit_exceeded;
+    if (metadata.size() > limits.max_metadata_entries)
+        return errc::limit_exceeded;
     for (const auto& [key, value] : metadata) {
-        if (auto ec = check_metadata_key(key.size(), limits)) return ec;
-        if (value.size() > limits.max_metadata_value_size) return errc::limit_exceeded;
+        if (auto ec = check_metadata_key(key.size(), limits))
+            return ec;
+        if (value.size() > limits.max_metadata_value_size)
+            return errc::limit_exceeded;
     }
     return {};
 }
@@ -81,31 +89,36 @@ std::error_code check_id(std::uint64_t id) noexcept {
 }
 
 std::error_code validate(const Message& message, const MessageLimits& limits) noexcept {
-    return std::visit(
-        Overloaded{
-            [&](const Request& m) -> std::error_code {
-                if (auto ec = check_id(m.id)) return ec;
-                if (auto ec = check_method(m.method.size(), limits)) return ec;
-                return check_metadata(m.metadata, limits);
-            },
-            [&](const Response& m) -> std::error_code {
-                if (auto ec = check_id(m.id)) return ec;
-                if (static_cast<std::uint8_t>(m.status) > k_max_status) return errc::malformed;
-                return check_metadata(m.metadata, limits);
-            },
-            [&](const Notification& m) -> std::error_code {
-                if (auto ec = check_method(m.method.size(), limits)) return ec;
-                return check_metadata(m.metadata, limits);
-            },
-            [&](const Cancel& m) -> std::error_code { return check_id(m.id); },
-            [&](const Ping&) -> std::error_code { return {}; },
-            [&](const Pong&) -> std::error_code { return {}; },
-            [&](const GoAway& m) -> std::error_code {
-                if (m.reason.size() > limits.max_reason_size) return errc::limit_exceeded;
-                return {};
-            },
-        },
-        message);
+    return std::visit(Overloaded{
+                          [&](const Request& m) -> std::error_code {
+                              if (auto ec = check_id(m.id))
+                                  return ec;
+                              if (auto ec = check_method(m.method.size(), limits))
+                                  return ec;
+                              return check_metadata(m.metadata, limits);
+                          },
+                          [&](const Response& m) -> std::error_code {
+                              if (auto ec = check_id(m.id))
+                                  return ec;
+                              if (static_cast<std::uint8_t>(m.status) > k_max_status)
+                                  return errc::malformed;
+                              return check_metadata(m.metadata, limits);
+                          },
+                          [&](const Notification& m) -> std::error_code {
+                              if (auto ec = check_method(m.method.size(), limits))
+                                  return ec;
+                              return check_metadata(m.metadata, limits);
+                          },
+                          [&](const Cancel& m) -> std::error_code { return check_id(m.id); },
+                          [&](const Ping&) -> std::error_code { return {}; },
+                          [&](const Pong&) -> std::error_code { return {}; },
+                          [&](const GoAway& m) -> std::error_code {
+                              if (m.reason.size() > limits.max_reason_size)
+                                  return errc::limit_exceeded;
+                              return {};
+                          },
+                      },
+                      message);
 }
 
 // --- encoding ---
@@ -116,7 +129,9 @@ void put_u64(std::uint64_t value, Bytes& out) {
     }
 }
 
-void put_raw(ByteView bytes, Bytes& out) { out.insert(out.end(), bytes.begin(), bytes.end()); }
+void put_raw(ByteView bytes, Bytes& out) {
+    out.insert(out.end(), bytes.begin(), bytes.end());
+}
 
 void put_string(std::string_view s, Bytes& out) {
     put_varint(s.size(), out);
@@ -171,7 +186,7 @@ static_assert(static_cast<int>(MessageType::goaway) == 7);
 // --- decoding ---
 
 class Reader {
-public:
+  public:
     explicit Reader(ByteView in) noexcept : in_(in) {}
 
     bool at_end() const noexcept { return pos_ == in_.size(); }
@@ -180,15 +195,18 @@ public:
     std::error_code varint(std::uint64_t& value) noexcept { return get_varint(in_, pos_, value); }
 
     std::error_code u8(std::uint8_t& value) noexcept {
-        if (remaining() < 1) return errc::malformed;
+        if (remaining() < 1)
+            return errc::malformed;
         value = in_[pos_++];
         return {};
     }
 
     std::error_code u64(std::uint64_t& value) noexcept {
-        if (remaining() < 8) return errc::malformed;
+        if (remaining() < 8)
+            return errc::malformed;
         value = 0;
-        for (std::size_t i = 0; i < 8; ++i) value = (value << 8) | in_[pos_ + i];
+        for (std::size_t i = 0; i < 8; ++i)
+            value = (value << 8) | in_[pos_ + i];
         pos_ += 8;
         return {};
     }
@@ -197,43 +215,54 @@ public:
     // the end malformed.
     std::error_code length(std::size_t max, std::size_t& n) noexcept {
         std::uint64_t v = 0;
-        if (auto ec = varint(v)) return ec;
-        if (v > max) return errc::limit_exceeded;
-        if (v > remaining()) return errc::malformed;
+        if (auto ec = varint(v))
+            return ec;
+        if (v > max)
+            return errc::limit_exceeded;
+        if (v > remaining())
+            return errc::malformed;
         n = static_cast<std::size_t>(v);
         return {};
     }
 
     std::error_code string(std::size_t max, std::string& s) {
         std::size_t n = 0;
-        if (auto ec = length(max, n)) return ec;
+        if (auto ec = length(max, n))
+            return ec;
         s.assign(reinterpret_cast<const char*>(in_.data() + pos_), n);
         pos_ += n;
         return {};
     }
 
     std::error_code method(const MessageLimits& limits, std::string& s) {
-        if (auto ec = string(limits.max_method_size, s)) return ec;
+        if (auto ec = string(limits.max_method_size, s))
+            return ec;
         return check_method(s.size(), limits);
     }
 
     std::error_code metadata(const MessageLimits& limits, Metadata& metadata) {
         std::uint64_t count = 0;
-        if (auto ec = varint(count)) return ec;
-        if (count > limits.max_metadata_entries) return errc::limit_exceeded;
+        if (auto ec = varint(count))
+            return ec;
+        if (count > limits.max_metadata_entries)
+            return errc::limit_exceeded;
         metadata.clear();
         metadata.reserve(static_cast<std::size_t>(count));
         for (std::uint64_t i = 0; i < count; ++i) {
             auto& [key, value] = metadata.emplace_back();
-            if (auto ec = string(limits.max_metadata_key_size, key)) return ec;
-            if (auto ec = check_metadata_key(key.size(), limits)) return ec;
-            if (auto ec = string(limits.max_metadata_value_size, value)) return ec;
+            if (auto ec = string(limits.max_metadata_key_size, key))
+                return ec;
+            if (auto ec = check_metadata_key(key.size(), limits))
+                return ec;
+            if (auto ec = string(limits.max_metadata_value_size, value))
+                return ec;
         }
         return {};
     }
 
     std::error_code id(std::uint64_t& value) noexcept {
-        if (auto ec = varint(value)) return ec;
+        if (auto ec = varint(value))
+            return ec;
         return check_id(value);
     }
 
@@ -243,36 +272,46 @@ public:
         return r;
     }
 
-private:
+  private:
     ByteView in_;
     std::size_t pos_ = 0;
 };
 
 std::error_code decode_request(Reader& r, const MessageLimits& limits, Request& m) {
-    if (auto ec = r.id(m.id)) return ec;
-    if (auto ec = r.varint(m.timeout_ms)) return ec;
-    if (auto ec = r.method(limits, m.method)) return ec;
-    if (auto ec = r.metadata(limits, m.metadata)) return ec;
+    if (auto ec = r.id(m.id))
+        return ec;
+    if (auto ec = r.varint(m.timeout_ms))
+        return ec;
+    if (auto ec = r.method(limits, m.method))
+        return ec;
+    if (auto ec = r.metadata(limits, m.metadata))
+        return ec;
     const ByteView body = r.rest();
     m.body.assign(body.begin(), body.end());
     return {};
 }
 
 std::error_code decode_response(Reader& r, const MessageLimits& limits, Response& m) {
-    if (auto ec = r.id(m.id)) return ec;
+    if (auto ec = r.id(m.id))
+        return ec;
     std::uint8_t status = 0;
-    if (auto ec = r.u8(status)) return ec;
-    if (status > k_max_status) return errc::malformed;
+    if (auto ec = r.u8(status))
+        return ec;
+    if (status > k_max_status)
+        return errc::malformed;
     m.status = static_cast<Status>(status);
-    if (auto ec = r.metadata(limits, m.metadata)) return ec;
+    if (auto ec = r.metadata(limits, m.metadata))
+        return ec;
     const ByteView body = r.rest();
     m.body.assign(body.begin(), body.end());
     return {};
 }
 
 std::error_code decode_notification(Reader& r, const MessageLimits& limits, Notification& m) {
-    if (auto ec = r.method(limits, m.method)) return ec;
-    if (auto ec = r.metadata(limits, m.metadata)) return ec;
+    if (auto ec = r.method(limits, m.method))
+        return ec;
+    if (auto ec = r.metadata(limits, m.metadata))
+        return ec;
     const ByteView body = r.rest();
     m.body.assign(body.begin(), body.end());
     return {};
@@ -282,16 +321,26 @@ std::error_code decode_notification(Reader& r, const MessageLimits& limits, Noti
 
 std::string_view to_string(Status status) noexcept {
     switch (status) {
-        case Status::ok: return "ok";
-        case Status::unknown_method: return "unknown_method";
-        case Status::invalid_argument: return "invalid_argument";
-        case Status::not_found: return "not_found";
-        case Status::application_error: return "application_error";
-        case Status::deadline_exceeded: return "deadline_exceeded";
-        case Status::cancelled: return "cancelled";
-        case Status::too_large: return "too_large";
-        case Status::overloaded: return "overloaded";
-        case Status::shutting_down: return "shutting_down";
+        case Status::ok:
+            return "ok";
+        case Status::unknown_method:
+            return "unknown_method";
+        case Status::invalid_argument:
+            return "invalid_argument";
+        case Status::not_found:
+            return "not_found";
+        case Status::application_error:
+            return "application_error";
+        case Status::deadline_exceeded:
+            return "deadline_exceeded";
+        case Status::cancelled:
+            return "cancelled";
+        case Status::too_large:
+            return "too_large";
+        case Status::overloaded:
+            return "overloaded";
+        case Status::shutting_down:
+            return "shutting_down";
     }
     return "unknown";
 }
@@ -318,13 +367,16 @@ std::error_code get_varint(ByteView in, std::size_t& pos, std::uint64_t& value) 
     std::uint64_t result = 0;
     std::size_t p = pos;
     for (std::size_t i = 0; i < k_max_varint_size; ++i) {
-        if (p >= in.size()) return errc::malformed;
+        if (p >= in.size())
+            return errc::malformed;
         const std::uint8_t byte = in[p++];
         // The 10th byte carries only bit 63: anything above 1 overflows or continues.
-        if (i == k_max_varint_size - 1 && byte > 1) return errc::malformed;
+        if (i == k_max_varint_size - 1 && byte > 1)
+            return errc::malformed;
         result |= std::uint64_t{byte & 0x7fu} << (7 * i);
         if ((byte & 0x80) == 0) {
-            if (byte == 0 && i > 0) return errc::malformed;  // non-minimal
+            if (byte == 0 && i > 0)
+                return errc::malformed;  // non-minimal
             value = result;
             pos = p;
             return {};
@@ -339,53 +391,65 @@ std::size_t encoded_size(const Message& message) {
 }
 
 std::error_code encode_message(const Message& message, Bytes& out, const MessageLimits& limits) {
-    if (auto ec = validate(message, limits)) return ec;
+    if (auto ec = validate(message, limits))
+        return ec;
     const std::size_t envelope = envelope_size(message);
-    if (envelope > limits.max_message_size) return errc::limit_exceeded;
+    if (envelope > limits.max_message_size)
+        return errc::limit_exceeded;
     // Grow geometrically: an exact reserve per message would make appending many quadratic.
     const std::size_t needed = out.size() + varint_size(envelope) + envelope;
-    if (needed > out.capacity()) out.reserve(std::max(needed, 2 * out.capacity()));
+    if (needed > out.capacity())
+        out.reserve(std::max(needed, 2 * out.capacity()));
     put_varint(envelope, out);
     put_envelope(message, out);
     return {};
 }
 
 std::error_code decode_message(ByteView envelope, Message& out, const MessageLimits& limits) {
-    if (envelope.size() > limits.max_message_size) return errc::limit_exceeded;
+    if (envelope.size() > limits.max_message_size)
+        return errc::limit_exceeded;
     Reader r(envelope);
     std::uint8_t type = 0;
-    if (auto ec = r.u8(type)) return ec;
+    if (auto ec = r.u8(type))
+        return ec;
     switch (static_cast<MessageType>(type)) {
         case MessageType::request: {
             Request m;
-            if (auto ec = decode_request(r, limits, m)) return ec;
+            if (auto ec = decode_request(r, limits, m))
+                return ec;
             out = std::move(m);
             return {};
         }
         case MessageType::response: {
             Response m;
-            if (auto ec = decode_response(r, limits, m)) return ec;
+            if (auto ec = decode_response(r, limits, m))
+                return ec;
             out = std::move(m);
             return {};
         }
         case MessageType::notification: {
             Notification m;
-            if (auto ec = decode_notification(r, limits, m)) return ec;
+            if (auto ec = decode_notification(r, limits, m))
+                return ec;
             out = std::move(m);
             return {};
         }
         case MessageType::cancel: {
             Cancel m;
-            if (auto ec = r.id(m.id)) return ec;
-            if (!r.at_end()) return errc::malformed;
+            if (auto ec = r.id(m.id))
+                return ec;
+            if (!r.at_end())
+                return errc::malformed;
             out = m;
             return {};
         }
         case MessageType::ping:
         case MessageType::pong: {
             std::uint64_t opaque = 0;
-            if (auto ec = r.u64(opaque)) return ec;
-            if (!r.at_end()) return errc::malformed;
+            if (auto ec = r.u64(opaque))
+                return ec;
+            if (!r.at_end())
+                return errc::malformed;
             if (type == static_cast<std::uint8_t>(MessageType::ping)) {
                 out = Ping{opaque};
             } else {
@@ -395,8 +459,10 @@ std::error_code decode_message(ByteView envelope, Message& out, const MessageLim
         }
         case MessageType::goaway: {
             GoAway m;
-            if (auto ec = r.varint(m.last_request_id)) return ec;
-            if (r.remaining() > limits.max_reason_size) return errc::limit_exceeded;
+            if (auto ec = r.varint(m.last_request_id))
+                return ec;
+            if (r.remaining() > limits.max_reason_size)
+                return errc::limit_exceeded;
             m.reason = std::string(as_string_view(r.rest()));
             out = std::move(m);
             return {};
@@ -408,16 +474,21 @@ std::error_code decode_message(ByteView envelope, Message& out, const MessageLim
 std::error_code decode_messages(ByteView payload, std::vector<Message>& out,
                                 const MessageLimits& limits) {
     // protocol.md §5.1: a payload is one or more framed messages, never empty.
-    if (payload.empty()) return errc::malformed;
+    if (payload.empty())
+        return errc::malformed;
     std::size_t pos = 0;
     while (pos < payload.size()) {
         std::uint64_t length = 0;
-        if (auto ec = get_varint(payload, pos, length)) return ec;
-        if (length > limits.max_message_size) return errc::limit_exceeded;
-        if (length > payload.size() - pos) return errc::malformed;
+        if (auto ec = get_varint(payload, pos, length))
+            return ec;
+        if (length > limits.max_message_size)
+            return errc::limit_exceeded;
+        if (length > payload.size() - pos)
+            return errc::malformed;
         const auto n = static_cast<std::size_t>(length);
         Message message;
-        if (auto ec = decode_message(payload.subspan(pos, n), message, limits)) return ec;
+        if (auto ec = decode_message(payload.subspan(pos, n), message, limits))
+            return ec;
         out.push_back(std::move(message));
         pos += n;
     }

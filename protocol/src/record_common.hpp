@@ -23,8 +23,8 @@ inline void store_u32_be(std::uint8_t* p, std::uint32_t v) noexcept {
 }
 
 inline std::uint32_t load_u32_be(const std::uint8_t* p) noexcept {
-    return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) |
-           (std::uint32_t{p[2]} << 8) | std::uint32_t{p[3]};
+    return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
+           std::uint32_t{p[3]};
 }
 
 // protocol.md §5.2: nonce = 4 zero bytes || u64 BE counter.
@@ -38,7 +38,8 @@ inline crypto::Nonce record_nonce(std::uint64_t counter) noexcept {
 
 // protocol.md §5.1: a positive multiple of 256. Callers keep n far below SIZE_MAX.
 inline constexpr std::size_t padded_size(std::size_t n) noexcept {
-    if (n == 0) return k_padding_block;
+    if (n == 0)
+        return k_padding_block;
     return (n + k_padding_block - 1) / k_padding_block * k_padding_block;
 }
 
@@ -50,7 +51,7 @@ inline constexpr std::uint64_t saturating_add(std::uint64_t a, std::uint64_t b) 
 // Usage of one direction's traffic key (protocol.md §5.2, §5.4). Sealer and opener run the
 // same bookkeeping so that both sides ratchet after exactly the same record.
 class KeyUsage {
-public:
+  public:
     // The nonce counter for the next record.
     std::uint64_t counter() const noexcept { return counter_; }
     std::uint64_t generation() const noexcept { return generation_; }
@@ -83,7 +84,7 @@ public:
     // Marks the direction unusable (the nonce space of the current key is used up).
     void mark_exhausted() noexcept { exhausted_ = true; }
 
-private:
+  private:
     std::uint64_t counter_ = 0;
     std::uint64_t bytes_ = 0;
     std::uint64_t generation_ = 0;

@@ -18,9 +18,7 @@ namespace sdmp::protocol {
 namespace {
 
 struct DecompressorDeleter {
-    void operator()(libdeflate_decompressor* d) const noexcept {
-        libdeflate_free_decompressor(d);
-    }
+    void operator()(libdeflate_decompressor* d) const noexcept { libdeflate_free_decompressor(d); }
 };
 using DecompressorPtr = std::unique_ptr<libdeflate_decompressor, DecompressorDeleter>;
 
@@ -31,7 +29,8 @@ constexpr std::size_t k_max_deflate_ratio = 1032;
 
 std::size_t inflate_bound(std::size_t in_size) noexcept {
     constexpr std::size_t max = std::numeric_limits<std::size_t>::max();
-    if (in_size > (max - k_max_deflate_ratio) / k_max_deflate_ratio) return max;
+    if (in_size > (max - k_max_deflate_ratio) / k_max_deflate_ratio)
+        return max;
     return in_size * k_max_deflate_ratio + k_max_deflate_ratio;
 }
 
@@ -78,7 +77,8 @@ struct RecordOpener::Impl {
           opener(p.make_opener(a, k.view())),
           limits(l),
           decompressor(libdeflate_alloc_decompressor()) {
-        if (!decompressor) throw std::bad_alloc();
+        if (!decompressor)
+            throw std::bad_alloc();
     }
 
     std::size_t buffered() const noexcept { return end - start; }
@@ -92,15 +92,19 @@ struct RecordOpener::Impl {
 
     // protocol.md §5.3 step 1.
     bool length_valid(std::size_t n) const noexcept {
-        return n >= detail::k_min_record_size && (n - detail::k_record_tag_size) % k_padding_block == 0 &&
+        return n >= detail::k_min_record_size &&
+               (n - detail::k_record_tag_size) % k_padding_block == 0 &&
                n <= limits.max_record_size;
     }
 
     MutableByteView prepare(std::size_t min_size) {
-        if (start == end) start = end = 0;
-        if (capacity - end >= min_size) return {buffer.get() + end, capacity - end};
+        if (start == end)
+            start = end = 0;
+        if (capacity - end >= min_size)
+            return {buffer.get() + end, capacity - end};
         const std::size_t live = end - start;
-        if (min_size > std::numeric_limits<std::size_t>::max() / 2 - live) throw std::length_error("RecordOpener::prepare");
+        if (min_size > std::numeric_limits<std::size_t>::max() / 2 - live)
+            throw std::length_error("RecordOpener::prepare");
         // Move the live bytes to the front only when that costs no more than the bytes
         // consumed since the last move (amortised O(1) per byte); otherwise grow.
         if (start >= live && capacity - live >= min_size) {
@@ -109,7 +113,8 @@ struct RecordOpener::Impl {
             const std::size_t new_capacity =
                 std::max({capacity * 2, live + min_size, k_initial_buffer});
             auto grown = std::make_unique_for_overwrite<std::uint8_t[]>(new_capacity);
-            if (live != 0) std::memcpy(grown.get(), buffer.get() + start, live);
+            if (live != 0)
+                std::memcpy(grown.get(), buffer.get() + start, live);
             buffer = std::move(grown);
             capacity = new_capacity;
         }
@@ -122,17 +127,17 @@ struct RecordOpener::Impl {
     std::error_code inflate(ByteView plain, Bytes& payload) {
         const std::size_t hard_limit = limits.max_payload_size;
         const std::size_t limit = std::min(hard_limit, inflate_bound(plain.size()));
-        std::size_t avail = plain.size() > limit / expansion_hint
-                                ? limit
-                                : plain.size() * expansion_hint;
+        std::size_t avail =
+            plain.size() > limit / expansion_hint ? limit : plain.size() * expansion_hint;
         std::size_t in_used = 0;
         std::size_t out_size = 0;
         for (;;) {
             size_exactly(payload, avail);
-            const libdeflate_result r = libdeflate_deflate_decompress_ex(
-                decompressor.get(), plain.data(), plain.size(), payload.data(), avail, &in_used,
-                &out_size);
-            if (r == LIBDEFLATE_SUCCESS) break;
+            const libdeflate_result r =
+                libdeflate_deflate_decompress_ex(decompressor.get(), plain.data(), plain.size(),
+                                                 payload.data(), avail, &in_used, &out_size);
+            if (r == LIBDEFLATE_SUCCESS)
+                break;
             if (r != LIBDEFLATE_INSUFFICIENT_SPACE) {
                 payload.clear();
                 return errc::decompression_failed;
@@ -146,26 +151,33 @@ struct RecordOpener::Impl {
             avail = avail > limit / 4 ? limit : avail * 4;
         }
         payload.resize(out_size);  // shrinking never reallocates
-        if (in_used > plain.size()) return errc::decompression_failed;
+        if (in_used > plain.size())
+            return errc::decompression_failed;
         const auto padding = plain.subspan(in_used);
         if (std::any_of(padding.begin(), padding.end(), [](std::uint8_t b) { return b != 0; })) {
             return errc::bad_padding;
         }
         // protocol.md §5.1: a payload is never empty.
-        if (out_size == 0) return errc::malformed;
+        if (out_size == 0)
+            return errc::malformed;
         expansion_hint = out_size / plain.size() + 1;
         return {};
     }
 
     std::error_code next(Bytes& payload) {
-        if (fatal) return fatal;
-        if (buffered() < k_record_prefix_size) return errc::need_more_data;
+        if (fatal)
+            return fatal;
+        if (buffered() < k_record_prefix_size)
+            return errc::need_more_data;
         std::uint8_t* const frame = buffer.get() + start;
         const std::size_t n = detail::load_u32_be(frame);
         // Checked before the body is buffered, so a hostile prefix costs no memory.
-        if (!length_valid(n)) return fail(errc::limit_exceeded);
-        if (buffered() - k_record_prefix_size < n) return errc::need_more_data;
-        if (usage.exhausted()) return fail(errc::counter_exhausted);
+        if (!length_valid(n))
+            return fail(errc::limit_exceeded);
+        if (buffered() - k_record_prefix_size < n)
+            return errc::need_more_data;
+        if (usage.exhausted())
+            return fail(errc::counter_exhausted);
 
         const std::size_t plain_size = n - detail::k_record_tag_size;
         std::uint8_t* const plain = frame + k_record_prefix_size;
@@ -178,8 +190,10 @@ struct RecordOpener::Impl {
         }
         // The plaintext stays valid until the next prepare(), which only the caller triggers.
         start += k_record_prefix_size + n;
-        if (auto ec = inflate(ByteView{plain, plain_size}, payload)) return fail(ec);
-        if (start == end) start = end = 0;
+        if (auto ec = inflate(ByteView{plain, plain_size}, payload))
+            return fail(ec);
+        if (start == end)
+            start = end = 0;
 
         // protocol.md §5.4: mirror of the sealer.
         if (usage.record_done(plain_size, limits)) {
@@ -195,11 +209,14 @@ struct RecordOpener::Impl {
     }
 
     std::size_t bytes_wanted() const noexcept {
-        if (fatal) return 1;
+        if (fatal)
+            return 1;
         const std::size_t have = buffered();
-        if (have < k_record_prefix_size) return k_record_prefix_size - have;
+        if (have < k_record_prefix_size)
+            return k_record_prefix_size - have;
         const std::size_t n = detail::load_u32_be(buffer.get() + start);
-        if (!length_valid(n)) return 1;
+        if (!length_valid(n))
+            return 1;
         const std::size_t total = k_record_prefix_size + n;
         return have < total ? total - have : 1;
     }
@@ -213,7 +230,9 @@ RecordOpener::RecordOpener(RecordOpener&&) noexcept = default;
 RecordOpener& RecordOpener::operator=(RecordOpener&&) noexcept = default;
 RecordOpener::~RecordOpener() = default;
 
-MutableByteView RecordOpener::prepare(std::size_t min_size) { return impl_->prepare(min_size); }
+MutableByteView RecordOpener::prepare(std::size_t min_size) {
+    return impl_->prepare(min_size);
+}
 
 void RecordOpener::commit(std::size_t n) {
     Impl& o = *impl_;
@@ -221,21 +240,29 @@ void RecordOpener::commit(std::size_t n) {
         throw std::invalid_argument("RecordOpener::commit: more than prepare() offered");
     }
     // After a fatal error nothing more is interpreted, so nothing more is kept.
-    if (!o.fatal) o.end += n;
+    if (!o.fatal)
+        o.end += n;
 }
 
 void RecordOpener::feed(ByteView bytes) {
-    if (bytes.empty() || impl_->fatal) return;
+    if (bytes.empty() || impl_->fatal)
+        return;
     const MutableByteView space = impl_->prepare(bytes.size());
     std::memcpy(space.data(), bytes.data(), bytes.size());
     impl_->end += bytes.size();
 }
 
-std::error_code RecordOpener::next(Bytes& payload) { return impl_->next(payload); }
+std::error_code RecordOpener::next(Bytes& payload) {
+    return impl_->next(payload);
+}
 
-std::size_t RecordOpener::bytes_wanted() const noexcept { return impl_->bytes_wanted(); }
+std::size_t RecordOpener::bytes_wanted() const noexcept {
+    return impl_->bytes_wanted();
+}
 
-std::uint64_t RecordOpener::key_generation() const noexcept { return impl_->usage.generation(); }
+std::uint64_t RecordOpener::key_generation() const noexcept {
+    return impl_->usage.generation();
+}
 
 std::uint64_t RecordOpener::records_opened() const noexcept {
     return impl_->usage.total_records();

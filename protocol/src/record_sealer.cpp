@@ -45,14 +45,16 @@ struct RecordSealer::Impl {
         auto& slot = compressors[index];
         if (!slot) {
             slot.reset(libdeflate_alloc_compressor(static_cast<int>(index)));
-            if (!slot) throw std::bad_alloc();
+            if (!slot)
+                throw std::bad_alloc();
         }
         return slot.get();
     }
 
     // protocol.md §5.4: ratchet after the record that reaches a limit.
     void record_done(std::size_t padded) {
-        if (!usage.record_done(padded, limits)) return;
+        if (!usage.record_done(padded, limits))
+            return;
         if (usage.last_generation()) {
             usage.mark_exhausted();
             return;
@@ -73,12 +75,14 @@ RecordSealer::~RecordSealer() = default;
 
 std::error_code RecordSealer::seal(ByteView payload, int level, Bytes& out) {
     Impl& s = *impl_;
-    if (s.usage.exhausted()) return errc::counter_exhausted;
+    if (s.usage.exhausted())
+        return errc::counter_exhausted;
     // protocol.md §5.1: a payload is never empty; §5.5: max_payload_size bounds it.
     if (payload.empty() || payload.size() > s.limits.max_payload_size) {
         return errc::limit_exceeded;
     }
-    if (s.limits.max_record_size < detail::k_min_record_size) return errc::limit_exceeded;
+    if (s.limits.max_record_size < detail::k_min_record_size)
+        return errc::limit_exceeded;
     // The length prefix is a u32; keep the plaintext budget inside it whatever the limits say.
     const std::size_t max_plain =
         std::min<std::size_t>(s.limits.max_record_size, 0xffffffffu) - detail::k_record_tag_size;
@@ -119,7 +123,9 @@ std::error_code RecordSealer::seal(ByteView payload, int level, Bytes& out) {
     return {};
 }
 
-std::uint64_t RecordSealer::key_generation() const noexcept { return impl_->usage.generation(); }
+std::uint64_t RecordSealer::key_generation() const noexcept {
+    return impl_->usage.generation();
+}
 
 std::uint64_t RecordSealer::records_sealed() const noexcept {
     return impl_->usage.total_records();

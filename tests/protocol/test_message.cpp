@@ -20,7 +20,8 @@ Bytes hex(std::string_view h) {
 }
 
 bool same(const Message& a, const Message& b) {
-    if (a.index() != b.index()) return false;
+    if (a.index() != b.index())
+        return false;
     return std::visit(
         [&](const auto& x) {
             using T = std::decay_t<decltype(x)>;
@@ -45,8 +46,7 @@ bool same(const Message& a, const Message& b) {
 }
 
 // Decodes one framed envelope and requires that it is the whole input.
-std::error_code decode_framed(const Bytes& framed, Message& out,
-                              const MessageLimits& limits = {}) {
+std::error_code decode_framed(const Bytes& framed, Message& out, const MessageLimits& limits = {}) {
     std::vector<Message> messages;
     auto ec = decode_messages(framed, messages, limits);
     if (!ec) {
@@ -68,7 +68,8 @@ std::string random_string(std::mt19937& rng, std::size_t min, std::size_t max) {
     std::uniform_int_distribution<std::size_t> len(min, max);
     std::uniform_int_distribution<int> ch(0, 255);
     std::string s(len(rng), '\0');
-    for (auto& c : s) c = static_cast<char>(ch(rng));
+    for (auto& c : s)
+        c = static_cast<char>(ch(rng));
     return s;
 }
 
@@ -107,8 +108,7 @@ Message random_message(std::mt19937& rng) {
                             random_metadata(rng), random_body(rng)};
         }
         case 2:
-            return Notification{random_string(rng, 1, 255), random_metadata(rng),
-                                random_body(rng)};
+            return Notification{random_string(rng, 1, 255), random_metadata(rng), random_body(rng)};
         case 3:
             return Cancel{random_u64(rng) | 1};
         case 4:
@@ -188,20 +188,39 @@ TEST_CASE("envelope bytes follow protocol.md §6.2", "[message]") {
         Bytes out;
         REQUIRE_FALSE(encode_message(r, out));
         //         len type id   timeout method      count key  value body
-        REQUIRE(to_hex(out) == "11" "01" "ac02" "dc0b" "046563686f" "01" "016b" "0176" "dead");
+        REQUIRE(to_hex(out) ==
+                "11"
+                "01"
+                "ac02"
+                "dc0b"
+                "046563686f"
+                "01"
+                "016b"
+                "0176"
+                "dead");
         REQUIRE(out.size() == encoded_size(r));
     }
     SECTION("response") {
         Response r{7, Status::not_found, {}, {'n', 'o'}};
         Bytes out;
         REQUIRE_FALSE(encode_message(r, out));
-        REQUIRE(to_hex(out) == "06" "02" "07" "03" "00" "6e6f");
+        REQUIRE(to_hex(out) ==
+                "06"
+                "02"
+                "07"
+                "03"
+                "00"
+                "6e6f");
     }
     SECTION("notification") {
         Notification n{"tick", {}, {}};
         Bytes out;
         REQUIRE_FALSE(encode_message(n, out));
-        REQUIRE(to_hex(out) == "07" "03" "047469636b" "00");
+        REQUIRE(to_hex(out) ==
+                "07"
+                "03"
+                "047469636b"
+                "00");
     }
     SECTION("cancel, ping, pong, goaway") {
         Bytes out;
@@ -210,10 +229,19 @@ TEST_CASE("envelope bytes follow protocol.md §6.2", "[message]") {
         REQUIRE_FALSE(encode_message(Pong{0x0102030405060708}, out));
         REQUIRE_FALSE(encode_message(GoAway{0, "bye"}, out));
         REQUIRE(to_hex(out) ==
-                "02" "04" "05"
-                "09" "05" "0102030405060708"
-                "09" "06" "0102030405060708"
-                "05" "07" "00" "627965");
+                "02"
+                "04"
+                "05"
+                "09"
+                "05"
+                "0102030405060708"
+                "09"
+                "06"
+                "0102030405060708"
+                "05"
+                "07"
+                "00"
+                "627965");
         std::vector<Message> messages;
         REQUIRE_FALSE(decode_messages(out, messages));
         REQUIRE(messages.size() == 4);
@@ -230,50 +258,51 @@ TEST_CASE("decode errors of protocol.md §6.2", "[message]") {
         errc expected;
     };
     const Case cases[] = {
-        {"", errc::malformed},                        // no type byte
-        {"00", errc::malformed},                      // unknown type 0
-        {"08", errc::malformed},                      // unknown type 8
-        {"ff", errc::malformed},                      // unknown type 255
-        {"01", errc::malformed},                      // request: id missing
-        {"0100", errc::malformed},                    // request id 0
-        {"010100", errc::malformed},                  // method missing
-        {"01010000", errc::malformed},                // method empty
-        {"0101000461", errc::malformed},              // method runs past the end
-        {"010100016d", errc::malformed},              // metadata count missing
-        {"010100016d01", errc::malformed},            // metadata entry missing
-        {"010100016d010000", errc::malformed},        // metadata key empty
-        {"010100016d01016b", errc::malformed},        // metadata value missing
-        {"010100016d01016b05", errc::malformed},      // metadata value runs past the end
-        {"010100016d11", errc::limit_exceeded},       // 17 metadata entries
-        {"01010001ff", errc::malformed},              // metadata missing after the method
-        {"0101008002", errc::limit_exceeded},         // method of 256 bytes
-        {"010100016d014100", errc::limit_exceeded},   // metadata key of 65 bytes
+        {"", errc::malformed},                           // no type byte
+        {"00", errc::malformed},                         // unknown type 0
+        {"08", errc::malformed},                         // unknown type 8
+        {"ff", errc::malformed},                         // unknown type 255
+        {"01", errc::malformed},                         // request: id missing
+        {"0100", errc::malformed},                       // request id 0
+        {"010100", errc::malformed},                     // method missing
+        {"01010000", errc::malformed},                   // method empty
+        {"0101000461", errc::malformed},                 // method runs past the end
+        {"010100016d", errc::malformed},                 // metadata count missing
+        {"010100016d01", errc::malformed},               // metadata entry missing
+        {"010100016d010000", errc::malformed},           // metadata key empty
+        {"010100016d01016b", errc::malformed},           // metadata value missing
+        {"010100016d01016b05", errc::malformed},         // metadata value runs past the end
+        {"010100016d11", errc::limit_exceeded},          // 17 metadata entries
+        {"01010001ff", errc::malformed},                 // metadata missing after the method
+        {"0101008002", errc::limit_exceeded},            // method of 256 bytes
+        {"010100016d014100", errc::limit_exceeded},      // metadata key of 65 bytes
         {"010100016d01016b8108", errc::limit_exceeded},  // metadata value of 1025 bytes
-        {"010180006d", errc::malformed},              // non-minimal timeout varint
-        {"0200", errc::malformed},                    // response id 0
-        {"0201", errc::malformed},                    // status missing
-        {"02010a00", errc::malformed},                // status 10
-        {"0201ff00", errc::malformed},                // status 255
-        {"020100", errc::malformed},                  // metadata missing
-        {"0300", errc::malformed},                    // notification method empty
-        {"03", errc::malformed},                      // notification method missing
-        {"04", errc::malformed},                      // cancel id missing
-        {"0400", errc::malformed},                    // cancel id 0
-        {"040100", errc::malformed},                  // trailing byte after cancel
-        {"05", errc::malformed},                      // ping too short
-        {"0501020304050607", errc::malformed},        // ping 7 bytes
-        {"050102030405060708ff", errc::malformed},    // trailing byte after ping
-        {"0601020304050607", errc::malformed},        // pong 7 bytes
-        {"060102030405060708ff", errc::malformed},    // trailing byte after pong
-        {"07", errc::malformed},                      // goaway id missing
-        {"0780", errc::malformed},                    // goaway id truncated
+        {"010180006d", errc::malformed},                 // non-minimal timeout varint
+        {"0200", errc::malformed},                       // response id 0
+        {"0201", errc::malformed},                       // status missing
+        {"02010a00", errc::malformed},                   // status 10
+        {"0201ff00", errc::malformed},                   // status 255
+        {"020100", errc::malformed},                     // metadata missing
+        {"0300", errc::malformed},                       // notification method empty
+        {"03", errc::malformed},                         // notification method missing
+        {"04", errc::malformed},                         // cancel id missing
+        {"0400", errc::malformed},                       // cancel id 0
+        {"040100", errc::malformed},                     // trailing byte after cancel
+        {"05", errc::malformed},                         // ping too short
+        {"0501020304050607", errc::malformed},           // ping 7 bytes
+        {"050102030405060708ff", errc::malformed},       // trailing byte after ping
+        {"0601020304050607", errc::malformed},           // pong 7 bytes
+        {"060102030405060708ff", errc::malformed},       // trailing byte after pong
+        {"07", errc::malformed},                         // goaway id missing
+        {"0780", errc::malformed},                       // goaway id truncated
     };
     for (const auto& c : cases) {
         CAPTURE(c.envelope_hex);
         const Bytes envelope = hex(c.envelope_hex);
         Message m;
         REQUIRE(decode_message(envelope, m) == c.expected);
-        if (!envelope.empty()) REQUIRE(decode_framed(framed(envelope), m) == c.expected);
+        if (!envelope.empty())
+            REQUIRE(decode_framed(framed(envelope), m) == c.expected);
     }
 }
 
@@ -282,14 +311,19 @@ TEST_CASE("valid edge cases decode", "[message]") {
     // Largest method, metadata and reason sizes are accepted.
     Request r{1, std::string(255, 'm'), 0, {}, {}};
     for (int i = 0; i < 16; ++i) {
-        r.metadata.emplace_back(std::string(64, static_cast<char>('a' + i)), std::string(1024, 'v'));
+        r.metadata.emplace_back(std::string(64, static_cast<char>('a' + i)),
+                                std::string(1024, 'v'));
     }
     Bytes out;
     REQUIRE_FALSE(encode_message(r, out));
     REQUIRE_FALSE(decode_framed(out, m));
     REQUIRE(same(m, r));
     // An empty metadata value, an empty body, an empty goaway reason.
-    Bytes e = hex("0101000178" "01" "016b" "00");
+    Bytes e =
+        hex("0101000178"
+            "01"
+            "016b"
+            "00");
     REQUIRE_FALSE(decode_message(e, m));
     REQUIRE(std::get<Request>(m).metadata == Metadata{{"k", ""}});
     REQUIRE(std::get<Request>(m).body.empty());
@@ -325,16 +359,18 @@ TEST_CASE("goaway reason and envelope size limits", "[message]") {
 
 TEST_CASE("framing errors of decode_messages", "[message]") {
     std::vector<Message> out;
-    REQUIRE(decode_messages(ByteView{}, out) == errc::malformed);  // payload never empty
-    REQUIRE(decode_messages(hex("00"), out) == errc::malformed);  // empty envelope
-    REQUIRE(decode_messages(hex("05"), out) == errc::malformed);  // frame past the end
+    REQUIRE(decode_messages(ByteView{}, out) == errc::malformed);       // payload never empty
+    REQUIRE(decode_messages(hex("00"), out) == errc::malformed);        // empty envelope
+    REQUIRE(decode_messages(hex("05"), out) == errc::malformed);        // frame past the end
     REQUIRE(decode_messages(hex("020405ff"), out) == errc::malformed);  // trailing partial frame
-    REQUIRE(decode_messages(hex("8001"), out) == errc::malformed);  // 128 announced, none there
+    REQUIRE(decode_messages(hex("8001"), out) == errc::malformed);      // 128 announced, none there
     REQUIRE(decode_messages(hex("ffffffffffffffffff01"), out) == errc::limit_exceeded);
     // Messages before the bad one are appended; earlier contents are kept.
     out.clear();
     out.emplace_back(Ping{1});
-    REQUIRE(decode_messages(hex("020405" "020400"), out) == errc::malformed);
+    REQUIRE(decode_messages(hex("020405"
+                                "020400"),
+                            out) == errc::malformed);
     REQUIRE(out.size() == 2);
     REQUIRE(std::get<Cancel>(out[1]).id == 5);
 }
@@ -403,7 +439,8 @@ TEST_CASE("random messages round-trip and encoded_size is exact", "[message][pro
         std::vector<Message> received;
         REQUIRE_FALSE(decode_messages(payload, received));
         REQUIRE(received.size() == sent.size());
-        for (std::size_t i = 0; i < sent.size(); ++i) REQUIRE(same(received[i], sent[i]));
+        for (std::size_t i = 0; i < sent.size(); ++i)
+            REQUIRE(same(received[i], sent[i]));
     }
 }
 
@@ -417,19 +454,27 @@ TEST_CASE("random and mutated bytes never crash the decoder", "[message][propert
         if (iteration % 2 == 0) {
             std::uniform_int_distribution<std::size_t> len(0, 64);
             input.resize(len(rng));
-            for (auto& b : input) b = static_cast<std::uint8_t>(byte(rng));
+            for (auto& b : input)
+                b = static_cast<std::uint8_t>(byte(rng));
         } else {
             // Mutations of a valid encoding reach deeper into the parser than pure noise.
             REQUIRE_FALSE(encode_message(random_message(rng), input));
             for (int k = 1 + byte(rng) % 3; k > 0 && !input.empty(); --k) {
                 const std::size_t at = static_cast<std::size_t>(rng()) % input.size();
                 switch (op(rng)) {
-                    case 0: input[at] = static_cast<std::uint8_t>(byte(rng)); break;
-                    case 1: input.resize(at); break;
-                    case 2: input.insert(input.begin() + static_cast<std::ptrdiff_t>(at),
-                                         static_cast<std::uint8_t>(byte(rng)));
+                    case 0:
+                        input[at] = static_cast<std::uint8_t>(byte(rng));
                         break;
-                    default: input.erase(input.begin() + static_cast<std::ptrdiff_t>(at)); break;
+                    case 1:
+                        input.resize(at);
+                        break;
+                    case 2:
+                        input.insert(input.begin() + static_cast<std::ptrdiff_t>(at),
+                                     static_cast<std::uint8_t>(byte(rng)));
+                        break;
+                    default:
+                        input.erase(input.begin() + static_cast<std::ptrdiff_t>(at));
+                        break;
                 }
             }
         }
@@ -441,7 +486,8 @@ TEST_CASE("random and mutated bytes never crash the decoder", "[message][propert
             // The encoding is canonical: whatever decodes re-encodes to the same bytes.
             ++decoded;
             Bytes again;
-            for (const auto& m : messages) REQUIRE_FALSE(encode_message(m, again));
+            for (const auto& m : messages)
+                REQUIRE_FALSE(encode_message(m, again));
             REQUIRE(again == input);
         }
         Message single;
@@ -452,8 +498,9 @@ TEST_CASE("random and mutated bytes never crash the decoder", "[message][propert
             Bytes again;
             REQUIRE_FALSE(encode_message(single, again));
             REQUIRE(ByteView(again).subspan(varint_size(input.size())).size() == input.size());
-            REQUIRE(std::equal(input.begin(), input.end(),
-                               again.begin() + static_cast<std::ptrdiff_t>(varint_size(input.size()))));
+            REQUIRE(
+                std::equal(input.begin(), input.end(),
+                           again.begin() + static_cast<std::ptrdiff_t>(varint_size(input.size()))));
         }
     }
     REQUIRE(decoded > 1000);

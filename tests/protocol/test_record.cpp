@@ -30,7 +30,8 @@ crypto::SecretBytes test_key(std::uint8_t seed) {
 Bytes random_bytes(std::size_t n, std::mt19937& rng) {
     Bytes b(n);
     std::uniform_int_distribution<int> byte(0, 255);
-    for (auto& x : b) x = static_cast<std::uint8_t>(byte(rng));
+    for (auto& x : b)
+        x = static_cast<std::uint8_t>(byte(rng));
     return b;
 }
 
@@ -40,7 +41,8 @@ Bytes text_bytes(std::size_t n, std::mt19937& rng) {
                                         "key ",    "nonce ",   "padding ", "sdmp ",    "\n"};
     std::uniform_int_distribution<std::size_t> pick(0, std::size(words) - 1);
     std::string s;
-    while (s.size() < n) s += words[pick(rng)];
+    while (s.size() < n)
+        s += words[pick(rng)];
     s.resize(n);
     return Bytes(s.begin(), s.end());
 }
@@ -80,8 +82,7 @@ Bytes hand_built_record(AeadAlgorithm aead, const crypto::SecretBytes& key, std:
 // protocol.md §5.1 with a single stored DEFLATE block (BFINAL=1, BTYPE=00).
 Bytes stored_block_plaintext(std::string_view data, std::size_t padded) {
     Bytes p = {0x01, static_cast<std::uint8_t>(data.size()),
-               static_cast<std::uint8_t>(data.size() >> 8),
-               static_cast<std::uint8_t>(~data.size()),
+               static_cast<std::uint8_t>(data.size() >> 8), static_cast<std::uint8_t>(~data.size()),
                static_cast<std::uint8_t>(~data.size() >> 8)};
     p.insert(p.end(), data.begin(), data.end());
     p.resize(padded, 0);
@@ -100,8 +101,8 @@ TEST_CASE("record round trip for every level, size and suite", "[record]") {
     RecordOpener opener(provider, aead, key);
     std::mt19937 rng(42);
 
-    const std::size_t sizes[] = {1,     2,     200,   255,   256,     257,           1000,
-                                 4096,  65535, 65536, 65537, 1 << 20, (1 << 20) + 17};
+    const std::size_t sizes[] = {1,    2,     200,   255,   256,     257,           1000,
+                                 4096, 65535, 65536, 65537, 1 << 20, (1 << 20) + 17};
     Bytes payload;
     for (std::size_t size : sizes) {
         CAPTURE(level, compressible, size);
@@ -113,7 +114,8 @@ TEST_CASE("record round trip for every level, size and suite", "[record]") {
         REQUIRE(frame.size() == 4 + std::size_t{n});
         REQUIRE(n >= 272);
         REQUIRE((n - 16) % 256 == 0);
-        if (!compressible && level == 0) REQUIRE(n - 16 >= size);
+        if (!compressible && level == 0)
+            REQUIRE(n - 16 >= size);
 
         opener.feed(frame);
         REQUIRE_FALSE(opener.next(payload));
@@ -137,8 +139,7 @@ TEST_CASE("compression shrinks compressible records and padding stays minimal", 
     REQUIRE(compressed.size() * 3 < stored.size());
     // Level 0 only adds a 5-byte header per stored block: the padding is the next multiple.
     const std::size_t stored_blocks = (text.size() + 65534) / 65535;
-    const std::size_t expected =
-        (text.size() + 5 * stored_blocks + 255) / 256 * 256 + 16;
+    const std::size_t expected = (text.size() + 5 * stored_blocks + 255) / 256 * 256 + 16;
     REQUIRE(prefix_of(stored) == expected);
 }
 
@@ -231,6 +232,30 @@ TEST_CASE("sealer rejects empty and oversized payloads without appending", "[rec
     REQUIRE(as_string_view(payload) == "low");
     REQUIRE_FALSE(opener.next(payload));
     REQUIRE(as_string_view(payload) == "high");
+}
+
+TEST_CASE("the largest payload fits the largest record at level 0", "[record]") {
+    // protocol.md §5.5: max_payload_size stored (5 bytes per 64 KiB block) and padded stays
+    // within max_record_size, so a sender can always fall back to level 0.
+    auto& provider = crypto::default_provider();
+    const auto key = test_key(30);
+    const RecordLimits defaults;
+    RecordSealer sealer(provider, AeadAlgorithm::aes_256_gcm, key);
+    RecordOpener opener(provider, AeadAlgorithm::aes_256_gcm, key);
+    std::mt19937 rng(31);
+    const Bytes in = random_bytes(defaults.max_payload_size, rng);
+    Bytes frame;
+    REQUIRE_FALSE(sealer.seal(in, 0, frame));
+    REQUIRE(prefix_of(frame) <= defaults.max_record_size);
+    opener.feed(frame);
+    Bytes payload;
+    REQUIRE_FALSE(opener.next(payload));
+    REQUIRE(payload == in);
+    REQUIRE(payload.capacity() <= defaults.max_payload_size);
+    frame.clear();
+    REQUIRE(sealer.seal(random_bytes(defaults.max_payload_size + 1, rng), 0, frame) ==
+            errc::limit_exceeded);
+    REQUIRE(frame.empty());
 }
 
 TEST_CASE("every flipped bit of a record is detected", "[record][adversarial]") {
@@ -330,16 +355,12 @@ TEST_CASE("length prefix is validated before the body is buffered", "[record][ad
     Bytes payload;
 
     SECTION("bad lengths") {
-        const std::uint32_t bad[] = {0,
-                                     16,
-                                     256,
-                                     271,
-                                     273,
-                                     272 + 255,
-                                     528 + 1,
-                                     static_cast<std::uint32_t>(limits.max_record_size + 256),
-                                     0xffffff10u,
-                                     0xffffffffu};
+        const std::uint32_t bad[] = {
+            0,           16,
+            256,         271,
+            273,         272 + 255,
+            528 + 1,     static_cast<std::uint32_t>(limits.max_record_size + 256),
+            0xffffff10u, 0xffffffffu};
         for (std::uint32_t n : bad) {
             CAPTURE(n);
             RecordOpener opener(provider, AeadAlgorithm::aes_256_gcm, key);
@@ -435,7 +456,8 @@ TEST_CASE("a long stream in random chunks keeps the buffer bounded", "[record]")
         std::copy_n(stream.begin() + static_cast<std::ptrdiff_t>(pos), n, space.begin());
         opener.commit(n);
         pos += n;
-        while (!opener.next(payload)) received.push_back(payload);
+        while (!opener.next(payload))
+            received.push_back(payload);
         REQUIRE(opener.next(payload) == errc::need_more_data);
     }
     REQUIRE(received == sent);
@@ -478,7 +500,8 @@ TEST_CASE("key update after records_per_key records", "[record][key-update]") {
     // with the counter back at 0.
     RecordSealer fresh(provider, aead, key, limits);
     Bytes frames;
-    for (int i = 0; i < 4; ++i) REQUIRE_FALSE(fresh.seal(as_bytes("x"), 0, frames));
+    for (int i = 0; i < 4; ++i)
+        REQUIRE_FALSE(fresh.seal(as_bytes("x"), 0, frames));
     const auto next = next_traffic_key(provider, key);
     const Bytes fourth(frames.begin() + 3 * (4 + 272), frames.end());
     REQUIRE(fourth == hand_built_record(aead, next, 0, stored_block_plaintext("x", 256)));
@@ -502,7 +525,8 @@ TEST_CASE("key update after bytes_per_key padded bytes", "[record][key-update]")
         REQUIRE(payload == in);
         REQUIRE(opener.key_generation() == sealer.key_generation());
     };
-    for (int i = 0; i < 3; ++i) send(10);  // 768 padded bytes
+    for (int i = 0; i < 3; ++i)
+        send(10);  // 768 padded bytes
     REQUIRE(sealer.key_generation() == 0);
     send(10);  // 1024: reaches the limit
     REQUIRE(sealer.key_generation() == 1);

@@ -17,7 +17,8 @@ namespace {
 
 crypto::SecretBytes adversarial_key() {
     crypto::SecretBytes key(32);
-    for (std::size_t i = 0; i < key.size(); ++i) key.data()[i] = static_cast<std::uint8_t>(0xa0 ^ i);
+    for (std::size_t i = 0; i < key.size(); ++i)
+        key.data()[i] = static_cast<std::uint8_t>(0xa0 ^ i);
     return key;
 }
 
@@ -30,7 +31,8 @@ Bytes seal_raw(const Bytes& plaintext, std::uint64_t counter = 0,
     Bytes frame = {static_cast<std::uint8_t>(n >> 24), static_cast<std::uint8_t>(n >> 16),
                    static_cast<std::uint8_t>(n >> 8), static_cast<std::uint8_t>(n)};
     crypto::Nonce nonce{};
-    for (std::size_t i = 0; i < 8; ++i) nonce[11 - i] = static_cast<std::uint8_t>(counter >> (8 * i));
+    for (std::size_t i = 0; i < 8; ++i)
+        nonce[11 - i] = static_cast<std::uint8_t>(counter >> (8 * i));
     Bytes body = plaintext;
     crypto::Tag tag{};
     provider.make_sealer(aead, adversarial_key().view())
@@ -43,8 +45,7 @@ Bytes seal_raw(const Bytes& plaintext, std::uint64_t counter = 0,
 // BFINAL=1, BTYPE=00 (stored) block holding `data`, then zeros up to `padded`.
 Bytes stored_final(std::string_view data, std::size_t padded = 256) {
     Bytes p = {0x01, static_cast<std::uint8_t>(data.size()),
-               static_cast<std::uint8_t>(data.size() >> 8),
-               static_cast<std::uint8_t>(~data.size()),
+               static_cast<std::uint8_t>(data.size() >> 8), static_cast<std::uint8_t>(~data.size()),
                static_cast<std::uint8_t>(~data.size() >> 8)};
     p.insert(p.end(), data.begin(), data.end());
     p.resize(padded, 0);
@@ -52,8 +53,8 @@ Bytes stored_final(std::string_view data, std::size_t padded = 256) {
 }
 
 std::error_code open_one(const Bytes& frame, Bytes& payload, RecordLimits limits = {}) {
-    RecordOpener opener(crypto::default_provider(), AeadAlgorithm::aes_256_gcm,
-                        adversarial_key(), limits);
+    RecordOpener opener(crypto::default_provider(), AeadAlgorithm::aes_256_gcm, adversarial_key(),
+                        limits);
     opener.feed(frame);
     return opener.next(payload);
 }
@@ -166,8 +167,7 @@ TEST_CASE("max_payload_size is an exact boundary", "[record][adversarial]") {
     REQUIRE(fresh.capacity() <= tight.max_payload_size);
 }
 
-TEST_CASE("a small highly compressed record inflates without a huge first allocation",
-          "[record]") {
+TEST_CASE("a small highly compressed record inflates without a huge first allocation", "[record]") {
     auto& provider = crypto::default_provider();
     RecordSealer sealer(provider, AeadAlgorithm::aes_256_gcm, adversarial_key());
     RecordOpener opener(provider, AeadAlgorithm::aes_256_gcm, adversarial_key());
@@ -197,7 +197,8 @@ TEST_CASE("random bytes into RecordOpener never succeed or crash", "[record][pro
     int limit_failures = 0;
     for (int iteration = 0; iteration < 4000; ++iteration) {
         Bytes input(length(rng));
-        for (auto& b : input) b = static_cast<std::uint8_t>(byte(rng));
+        for (auto& b : input)
+            b = static_cast<std::uint8_t>(byte(rng));
         // Half of the inputs get a plausible length prefix so the AEAD path is exercised.
         if (mode(rng) < 2 && input.size() >= 4) {
             const std::uint32_t blocks = 1 + static_cast<std::uint32_t>(input.size() % 4);
@@ -209,7 +210,8 @@ TEST_CASE("random bytes into RecordOpener never succeed or crash", "[record][pro
         }
         RecordOpener opener(provider, AeadAlgorithm::aes_256_gcm, adversarial_key());
         // Split the input at a random point to vary the feeding pattern.
-        const std::size_t split = input.empty() ? 0 : static_cast<std::size_t>(byte(rng)) % input.size();
+        const std::size_t split =
+            input.empty() ? 0 : static_cast<std::size_t>(byte(rng)) % input.size();
         opener.feed(ByteView(input).first(split));
         auto ec = opener.next(payload);
         opener.feed(ByteView(input).subspan(split));
@@ -239,7 +241,8 @@ TEST_CASE("random plaintexts behind valid tags never crash the inflater", "[reco
         for (std::size_t i = 0; i < noisy && i < plain.size(); ++i) {
             plain[i] = static_cast<std::uint8_t>(byte(rng));
         }
-        if (iteration % 3 == 0) plain[0] |= 0x01;  // BFINAL more often
+        if (iteration % 3 == 0)
+            plain[0] |= 0x01;  // BFINAL more often
         const auto ec = open_one(seal_raw(plain), payload);
         if (!ec) {
             ++successes;

@@ -83,7 +83,8 @@ struct MessageLimits {
 };
 
 // Appends varint(length) || envelope. Fails with errc::limit_exceeded (nothing appended) when
-// a field exceeds `limits`.
+// a field exceeds `limits`, and with errc::malformed for what a receiver must reject anyway
+// (id 0 in a request/response/cancel, empty method or metadata key, status above 9).
 std::error_code encode_message(const Message& message, Bytes& out,
                                const MessageLimits& limits = {});
 // Size encode_message would append (for queue accounting), without encoding.

@@ -28,8 +28,10 @@ class RecordOpener {
 
     // Opens the next complete record and replaces `payload` with its inflated contents.
     // errc::need_more_data when no whole record is buffered yet (not fatal). Fatal:
-    // limit_exceeded (length prefix), authentication_failed (tag), decompression_failed,
-    // bad_padding, counter_exhausted.
+    // limit_exceeded (length prefix, or inflated payload above max_payload_size),
+    // authentication_failed (tag), decompression_failed, bad_padding, malformed (empty
+    // payload), counter_exhausted. After a fatal error every call returns the same error and
+    // later input is discarded.
     std::error_code next(Bytes& payload);
 
     // How many more bytes complete the record being received (a read-size hint; >= 1).

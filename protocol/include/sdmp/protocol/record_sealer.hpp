@@ -21,7 +21,7 @@ class RecordSealer {
     // Seals `payload` (one or more framed messages) and appends the whole frame to `out`.
     // `level` 0..12 (0 = stored blocks, a plain copy). Fails with errc::limit_exceeded when the
     // payload is larger than the limits allow (nothing appended), errc::counter_exhausted when
-    // no nonce is left (the connection must close).
+    // no nonce is left (the connection must close). `payload` must not point into `out`.
     std::error_code seal(ByteView payload, int level, Bytes& out);
 
     std::uint64_t key_generation() const noexcept;

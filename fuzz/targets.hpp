@@ -1,0 +1,100 @@
+// Fuzz-target bodies for sdmp's sans-IO parsers, shared by the libFuzzer executables
+// (fuzz/fuzz_<target>.cpp) and the regression test (tests/protocol/test_fuzz_regressions.cpp),
+// so a committed crashing input replays through exactly the code the fuzzer ran.
+//
+// Every target feeds untrusted bytes to one parser of protocol/ and checks invariants that must
+// hold for any input; a violated invariant prints what failed and calls std::abort(), which
+// libFuzzer reports as a crash. The targets return 0 otherwise (libFuzzer's convention).
+//
+// Fixtures are fixed so that every run is reproducible: the identities and clocks of the
+// protocol.md §8 vectors (initiator "alice": sign seed 32 x 0x01, DH 32 x 0x11, clock
+// 1 700 000 000 000 ms, ephemeral 32 x 0x21; responder "bob": 0x02, 0x12, clock 250 ms later,
+// ephemeral 32 x 0x22), plus "carol" (0x03, 0x13) whom both trust and "mallory" (0x04, 0x14)
+// whom nobody trusts.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sdmp/crypto/bytes.hpp"
+#include "sdmp/protocol/handshake_error.hpp"
+
+namespace sdmp::fuzz {
+
+// Input: one initiator connection message (plus anything after it). Fed to bob's responder
+// HandshakeState (trust: alice, carol; replay cache on), then end-of-stream.
+// Checks: the verdict replies exactly `nope` (or nothing for truncation, protocol.md §3.6); an
+// accepted message yields a 160-byte responder message, Done with leftover = the bytes after 160,
+// a replay verdict when fed again to the same cache; and, when it is alice's own hello, alice's
+// initiator completes against the reply with matching keys.
+int fuzz_connection_message(const std::uint8_t* data, std::size_t size);
+
+// Stream inputs (handshake_responder, handshake_initiator, record_open):
+//   byte 0       bits 0-2: n, the number of chunk-size bytes; bits 3-7: target options
+//   bytes 1..n   chunk sizes minus one (1..256), used in turn
+//   rest         the byte stream, fed in chunks of those sizes (one chunk when n == 0)
+// Handshake options: bit 0 end-of-stream after the last chunk; bit 1 abort(timeout) after the
+// first chunk; bit 2 (initiator) offer suite 2 instead of suite 1.
+//
+// The responder (bob) / initiator (alice, calling bob) is driven like a real driver; after Done
+// the remaining bytes go to a RecordOpener under the session key. Checks: the action sequence
+// (Send once, Need counts >= 1, Failed terminal with the right reply, Failed{internal} after the
+// end), leftover = the bytes fed after the 160, the established peer, and that feeding the same
+// stream in one piece ends the same way (same verdict, same keys).
+int fuzz_handshake_responder(const std::uint8_t* data, std::size_t size);
+int fuzz_handshake_initiator(const std::uint8_t* data, std::size_t size);
+
+// Record options: bit 0 ChaCha20-Poly1305 (else AES-256-GCM); bit 1 small limits (key update
+// every 2 records, records <= 4 KiB, payloads <= 4 KiB); bit 2 feed() instead of
+// prepare()/commit(); bits 3-4 the min_size passed to prepare() (1, 64, 4 KiB, 64 KiB).
+// The stream goes to a RecordOpener under a fixed key. Checks: payloads are non-empty and within
+// the limit, counters and key generations add up, fatal errors are sticky, bytes_wanted() >= 1,
+// and feeding the stream in one piece opens the same payloads and ends with the same error.
+int fuzz_record_open(const std::uint8_t* data, std::size_t size);
+
+// Input: byte 0 options (bit 0 ChaCha20-Poly1305; bit 1 small limits; bits 2-5 a DEFLATE level
+// for the re-seal check), then up to 16 segments `u16 length || bytes`. Each segment, zero-padded
+// to a multiple of 256, is sealed as one record's *plaintext* with the raw AEAD exactly as
+// protocol.md §5 says (length prefix as AAD, counter nonce, key update §5.4), so the fuzzer reaches
+// the inflate / padding / message-decode code behind the tag. Checks: no record fails
+// authentication (the opener's nonce and key schedule match the spec), opened payloads decode and
+// re-encode identically, and re-sealing them with RecordSealer opens to the same bytes.
+int fuzz_record_plaintext(const std::uint8_t* data, std::size_t size);
+
+// Input: a record payload (framed messages) and, separately, one envelope. With the default and
+// with tight MessageLimits: decode_messages and decode_message; what decodes must re-encode
+// byte-identically with encode_message (and encoded_size must agree); a varint that decodes must
+// re-encode to the same bytes.
+int fuzz_message_decode(const std::uint8_t* data, std::size_t size);
+
+using TargetFunction = int (*)(const std::uint8_t*, std::size_t);
+
+struct Target {
+    std::string_view name;  // also the corpus folder name: fuzz/corpus/<name>/
+    TargetFunction run;
+};
+
+std::span<const Target> all_targets() noexcept;
+
+// Seed inputs for a target, generated from the same fixtures (fuzz/make_corpus.cpp writes them
+// to fuzz/corpus/<target>/). Empty for an unknown target.
+struct Seed {
+    std::string name;
+    Bytes bytes;
+};
+std::vector<Seed> make_seeds(std::string_view target);
+
+// Probes for tests: what a target's fixture decides about an input.
+// The connection_message verdict (none = accepted).
+protocol::HandshakeError responder_verdict(ByteView initiator_message);
+// The handshake_initiator verdict on a stream input: none = established, nullopt = still waiting.
+std::optional<protocol::HandshakeError> initiator_verdict(ByteView stream_input);
+// How many records the record_open fixture opens from a stream input.
+std::size_t records_opened(ByteView stream_input);
+
+}  // namespace sdmp::fuzz

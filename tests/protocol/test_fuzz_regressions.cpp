@@ -1,0 +1,163 @@
+// Replays fuzz inputs through the same target bodies libFuzzer runs (fuzz/targets.cpp): the
+// committed seed corpora (fuzz/corpus/<target>/) and every input a fuzzer found a bug with
+// (tests/protocol/fuzz_regressions/<target>/). A target aborts when one of its invariants fails,
+// which fails this test binary. Also checks that the seeds reach what their names promise, so
+// the corpora keep steering the fuzzers past the AEAD tags and signatures.
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sdmp/protocol/handshake_error.hpp"
+#include "targets.hpp"
+
+namespace fs = std::filesystem;
+using sdmp::Bytes;
+using sdmp::protocol::HandshakeError;
+
+namespace {
+
+Bytes read_file(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    REQUIRE(in);
+    return Bytes(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Inputs in a folder, sorted; README files and dot files are not inputs.
+std::vector<fs::path> inputs_in(const fs::path& dir) {
+    std::vector<fs::path> files;
+    if (!fs::is_directory(dir)) return files;
+    for (const auto& entry : fs::directory_iterator(dir)) {
+        const std::string name = entry.path().filename().string();
+        if (!entry.is_regular_file() || name.starts_with(".") || name.starts_with("README")) {
+            continue;
+        }
+        files.push_back(entry.path());
+    }
+    std::sort(files.begin(), files.end());
+    return files;
+}
+
+const sdmp::fuzz::Target* find_target(std::string_view name) {
+    for (const auto& t : sdmp::fuzz::all_targets()) {
+        if (t.name == name) return &t;
+    }
+    return nullptr;
+}
+
+std::size_t replay(const sdmp::fuzz::Target& target, const fs::path& dir) {
+    const auto files = inputs_in(dir);
+    for (const auto& file : files) {
+        INFO("input " << file.string());
+        const Bytes input = read_file(file);
+        CHECK(target.run(input.data(), input.size()) == 0);
+    }
+    return files.size();
+}
+
+Bytes seed(std::string_view target, std::string_view name) {
+    return read_file(fs::path(SDMP_FUZZ_CORPUS_DIR) / std::string(target) / std::string(name));
+}
+
+}  // namespace
+
+TEST_CASE("fuzz targets accept empty and tiny inputs", "[fuzz]") {
+    const std::vector<Bytes> inputs = {{}, {0x00}, {0xff}, {0x07, 0x00}, {0x01, 0x02, 0x03}};
+    for (const auto& target : sdmp::fuzz::all_targets()) {
+        for (const Bytes& input : inputs) {
+            INFO(target.name << " on " << input.size() << " bytes");
+            CHECK(target.run(input.data(), input.size()) == 0);
+        }
+    }
+}
+
+TEST_CASE("fuzz seed corpora replay through their targets", "[fuzz]") {
+    for (const auto& target : sdmp::fuzz::all_targets()) {
+        INFO("target " << target.name);
+        const std::size_t n = replay(target, fs::path(SDMP_FUZZ_CORPUS_DIR) / std::string(target.name));
+        // The corpus must cover at least as much as the generator makes (fuzz/make_corpus.cpp).
+        CHECK(n >= sdmp::fuzz::make_seeds(target.name).size());
+    }
+}
+
+TEST_CASE("fuzz regression inputs replay through their targets", "[fuzz]") {
+    const fs::path root = SDMP_FUZZ_REGRESSION_DIR;
+    REQUIRE(fs::is_directory(root));
+    for (const auto& entry : fs::directory_iterator(root)) {
+        if (!entry.is_directory()) continue;
+        const std::string name = entry.path().filename().string();
+        INFO("regression folder " << name);
+        const auto* target = find_target(name);
+        REQUIRE(target != nullptr);  // folders are named after targets
+        CHECK(replay(*target, entry.path()) >= 1);
+    }
+}
+
+TEST_CASE("connection_message seeds reach the verdicts their names promise", "[fuzz]") {
+    const std::vector<std::pair<std::string_view, HandshakeError>> expected = {
+        {"valid_suite1.bin", HandshakeError::none},
+        {"valid_suite2.bin", HandshakeError::none},
+        {"valid_trailing.bin", HandshakeError::none},
+        {"carol_valid.bin", HandshakeError::none},
+        {"carol_valid_suite2.bin", HandshakeError::none},
+        {"unknown_signer.bin", HandshakeError::unknown_peer},
+        {"bad_signature.bin", HandshakeError::bad_signature},
+        {"wrong_receiver_signed.bin", HandshakeError::bad_signature},
+        {"sealed_to_other.bin", HandshakeError::seal_failed},
+        {"clock_skew.bin", HandshakeError::clock_skew},
+        {"low_order.bin", HandshakeError::low_order_point},
+        {"bad_magic.bin", HandshakeError::bad_magic},
+        {"bad_version.bin", HandshakeError::unsupported_version},
+        {"unknown_suite.bin", HandshakeError::unsupported_suite},
+        {"bad_role.bin", HandshakeError::bad_role},
+        {"reserved_set.bin", HandshakeError::malformed},
+        {"tampered_seal.bin", HandshakeError::seal_failed},
+        {"truncated.bin", HandshakeError::truncated},
+        {"nope.bin", HandshakeError::truncated},
+    };
+    for (const auto& [name, verdict] : expected) {
+        INFO("seed " << name);
+        const Bytes input = seed("connection_message", name);
+        CHECK(sdmp::protocol::to_string(sdmp::fuzz::responder_verdict(input)) ==
+              sdmp::protocol::to_string(verdict));
+    }
+}
+
+TEST_CASE("handshake_initiator seeds reach the verdicts their names promise", "[fuzz]") {
+    const std::vector<std::pair<std::string_view, std::optional<HandshakeError>>> expected = {
+        {"reply_suite1.bin", HandshakeError::none},
+        {"reply_suite2.bin", HandshakeError::none},
+        {"reply_chunked_with_records.bin", HandshakeError::none},
+        {"nope_eof.bin", HandshakeError::refused_by_peer},
+        {"nope_split_eof.bin", HandshakeError::refused_by_peer},
+        {"nope_then_data.bin", HandshakeError::unexpected_data},
+        {"wrong_responder.bin", HandshakeError::wrong_responder},
+        {"unknown_responder.bin", HandshakeError::unknown_peer},
+        {"suite_mismatch.bin", HandshakeError::unsupported_suite},
+        {"truncated_eof.bin", HandshakeError::truncated},
+        {"abort.bin", HandshakeError::timeout},
+    };
+    for (const auto& [name, verdict] : expected) {
+        INFO("seed " << name);
+        const auto got = sdmp::fuzz::initiator_verdict(seed("handshake_initiator", name));
+        REQUIRE(got.has_value());
+        CHECK(sdmp::protocol::to_string(*got) == sdmp::protocol::to_string(*verdict));
+    }
+}
+
+TEST_CASE("record_open seeds open the records they hold", "[fuzz]") {
+    const std::vector<std::pair<std::string_view, std::size_t>> expected = {
+        {"level0.bin", 1},    {"level6.bin", 1},    {"two_records_chunked.bin", 2},
+        {"chacha.bin", 1},    {"ratchet_feed.bin", 4}, {"truncated.bin", 0},
+        {"bad_length.bin", 0},
+    };
+    for (const auto& [name, count] : expected) {
+        INFO("seed " << name);
+        CHECK(sdmp::fuzz::records_opened(seed("record_open", name)) == count);
+    }
+}
