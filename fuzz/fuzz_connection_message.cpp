@@ -1,4 +1,5 @@
-// libFuzzer entry point of the connection_message target; the body is in targets.cpp (see targets.hpp).
+// libFuzzer entry point of the connection_message target; the body is in targets.cpp (see
+// targets.hpp).
 #include <cstddef>
 #include <cstdint>
 

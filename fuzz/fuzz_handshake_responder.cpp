@@ -1,4 +1,5 @@
-// libFuzzer entry point of the handshake_responder target; the body is in targets.cpp (see targets.hpp).
+// libFuzzer entry point of the handshake_responder target; the body is in targets.cpp (see
+// targets.hpp).
 #include <cstddef>
 #include <cstdint>
 

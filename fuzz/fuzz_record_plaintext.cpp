@@ -1,4 +1,5 @@
-// libFuzzer entry point of the record_plaintext target; the body is in targets.cpp (see targets.hpp).
+// libFuzzer entry point of the record_plaintext target; the body is in targets.cpp (see
+// targets.hpp).
 #include <cstddef>
 #include <cstdint>
 

@@ -48,16 +48,21 @@ using protocol::Role;
 }
 
 void require(bool ok, const char* what) {
-    if (!ok) violated(what);
+    if (!ok)
+        violated(what);
 }
 
-crypto::CryptoProvider& provider() { return crypto::default_provider(); }
+crypto::CryptoProvider& provider() {
+    return crypto::default_provider();
+}
 
 bool same_bytes(ByteView a, ByteView b) {
     return std::equal(a.begin(), a.end(), b.begin(), b.end());
 }
 
-void append(Bytes& out, ByteView bytes) { out.insert(out.end(), bytes.begin(), bytes.end()); }
+void append(Bytes& out, ByteView bytes) {
+    out.insert(out.end(), bytes.begin(), bytes.end());
+}
 
 // ------------------------------------------------------------------------------ fixtures
 
@@ -96,10 +101,10 @@ struct Fixture {
     crypto::TrustStore bob_trust;                  // alice, carol
 
     Fixture() {
-        require(!alice_trust.add(trusted(bob, "bob")) && !alice_trust.add(trusted(carol, "carol")) &&
-                    !bob_trust.add(trusted(alice, "alice")) &&
-                    !bob_trust.add(trusted(carol, "carol")),
-                "fixture: trust stores");
+        require(
+            !alice_trust.add(trusted(bob, "bob")) && !alice_trust.add(trusted(carol, "carol")) &&
+                !bob_trust.add(trusted(alice, "alice")) && !bob_trust.add(trusted(carol, "carol")),
+            "fixture: trust stores");
     }
 };
 
@@ -175,12 +180,14 @@ struct Stream {
 
 Stream parse_stream(ByteView in) {
     Stream s;
-    if (in.empty()) return s;
+    if (in.empty())
+        return s;
     const std::size_t n = in[0] & 0x07u;
     s.options = static_cast<std::uint8_t>(in[0] >> 3);
     const std::size_t sizes_end = std::min(in.size(), 1 + n);
     std::vector<std::size_t> sizes;
-    for (std::size_t i = 1; i < sizes_end; ++i) sizes.push_back(std::size_t{in[i]} + 1);
+    for (std::size_t i = 1; i < sizes_end; ++i)
+        sizes.push_back(std::size_t{in[i]} + 1);
     s.all = in.subspan(sizes_end);
     std::size_t pos = 0;
     for (std::size_t i = 0; pos < s.all.size(); ++i) {
@@ -196,7 +203,8 @@ Bytes stream_input(std::uint8_t options, std::initializer_list<std::size_t> size
                    ByteView stream) {
     Bytes out;
     out.push_back(static_cast<std::uint8_t>((options << 3) | (sizes.size() & 0x07u)));
-    for (const std::size_t size : sizes) out.push_back(static_cast<std::uint8_t>(size - 1));
+    for (const std::size_t size : sizes)
+        out.push_back(static_cast<std::uint8_t>(size - 1));
     append(out, stream);
     return out;
 }
@@ -239,7 +247,8 @@ void check_round_trip(ByteView in, const protocol::MessageLimits& limits) {
         Bytes framed;
         protocol::put_varint(in.size(), framed);
         append(framed, in);
-        require(same_bytes(again, framed), "decode_message then encode_message is not the identity");
+        require(same_bytes(again, framed),
+                "decode_message then encode_message is not the identity");
     }
 }
 
@@ -247,7 +256,8 @@ void check_round_trip(ByteView in, const protocol::MessageLimits& limits) {
 void check_varint(ByteView in) {
     std::size_t pos = 0;
     std::uint64_t value = 0;
-    if (protocol::get_varint(in, pos, value)) return;
+    if (protocol::get_varint(in, pos, value))
+        return;
     require(pos == protocol::varint_size(value), "get_varint consumed a non-minimal length");
     Bytes again;
     protocol::put_varint(value, again);
@@ -265,7 +275,8 @@ struct RecordSetup {
 
 RecordSetup record_setup(std::uint8_t options) {
     RecordSetup s;
-    if ((options & k_opt_chacha) != 0) s.aead = AeadAlgorithm::chacha20_poly1305;
+    if ((options & k_opt_chacha) != 0)
+        s.aead = AeadAlgorithm::chacha20_poly1305;
     if ((options & k_opt_small) != 0) {
         s.limits.records_per_key = 2;
         s.limits.max_record_size = 16 * protocol::k_padding_block + crypto::k_aead_tag_size;
@@ -306,7 +317,8 @@ void drain(protocol::RecordOpener& opener, const protocol::RecordLimits& limits,
             continue;
         }
         r.end = ec;
-        if (ec == errc::need_more_data) return;
+        if (ec == errc::need_more_data)
+            return;
         require(documented_record_error(ec), "RecordOpener returned an undocumented error");
         Bytes again;
         require(opener.next(again) == ec, "a fatal record error is not sticky");
@@ -334,7 +346,8 @@ OpenResult open_chunks(const RecordSetup& setup, const SecretBytes& key,
     for (std::size_t i = 0; i < chunks.size(); ++i) {
         put(opener, setup, chunks[i]);
         drain(opener, setup.limits, r);
-        if (r.end == errc::need_more_data) continue;
+        if (r.end == errc::need_more_data)
+            continue;
         // protocol.md §5.6: after a fatal error nothing more is interpreted.
         if (i + 1 < chunks.size()) {
             put(opener, setup, chunks[i + 1]);
@@ -353,7 +366,9 @@ OpenResult open_stream(const Stream& s) {
 
 // ------------------------------------------------------------------------------ handshake (§3)
 
-bool is_nope(ByteView b) { return same_bytes(b, protocol::k_nope); }
+bool is_nope(ByteView b) {
+    return same_bytes(b, protocol::k_nope);
+}
 
 // protocol.md §3.6: every validation failure answers exactly `nope`; truncation and the peer's
 // own refusal answer nothing.
@@ -503,24 +518,29 @@ Run drive(HandshakeState& hs, Role role, std::uint8_t offered_suite,
             }
             run.sent = std::move(send->bytes);
             // The responder's driver writes; bytes read meanwhile belong to the leftover.
-            if (role == Role::responder) feed_next();
+            if (role == Role::responder)
+                feed_next();
             continue;
         }
         if (const auto* need = std::get_if<action::Need>(&a)) {
             require(need->count >= 1, "Need{0}");
             require(!aborted, "an aborted handshake still asks for bytes");
-            if (role == Role::initiator) require(run.sent.has_value(), "initiator reads first");
-            if (!feed_next()) return run;  // waits for bytes that never come
+            if (role == Role::initiator)
+                require(run.sent.has_value(), "initiator reads first");
+            if (!feed_next())
+                return run;  // waits for bytes that never come
             continue;
         }
         if (const auto* f = std::get_if<action::Failed>(&a)) {
             check_failed(*f);
-            if (f->reason == HandshakeError::truncated) require(eof_fed, "truncated before EOF");
+            if (f->reason == HandshakeError::truncated)
+                require(eof_fed, "truncated before EOF");
             if (f->reason == HandshakeError::refused_by_peer) {
                 require(eof_fed && role == Role::initiator && is_nope(run.fed),
                         "refused_by_peer without exactly `nope` then end-of-stream");
             }
-            if (aborted) require(f->reason == HandshakeError::timeout, "abort() was ignored");
+            if (aborted)
+                require(f->reason == HandshakeError::timeout, "abort() was ignored");
             check_closed(hs);
             run.failed = f->reason;
             return run;
@@ -532,8 +552,7 @@ Run drive(HandshakeState& hs, Role role, std::uint8_t offered_suite,
                     same_bytes(done.result.leftover,
                                ByteView(run.fed).subspan(protocol::k_connection_message_size)),
                 "leftover is not the bytes fed after the connection message");
-        check_established(done.result, role,
-                          role == Role::initiator ? offered_suite : run.fed[5]);
+        check_established(done.result, role, role == Role::initiator ? offered_suite : run.fed[5]);
         check_closed(hs);
         run.established = std::move(done.result);
         return run;
@@ -550,7 +569,8 @@ void check_same_outcome(const Run& chunked, const Run& whole) {
     require(chunked.sent.has_value() == whole.sent.has_value() &&
                 (!chunked.sent || *chunked.sent == *whole.sent),
             "the same exchange produced another connection message");
-    if (!chunked.established) return;
+    if (!chunked.established)
+        return;
     const protocol::Established& a = *chunked.established;
     const protocol::Established& b = *whole.established;
     require(same_bytes(a.keys.send_key.view(), b.keys.send_key.view()) &&
@@ -566,10 +586,12 @@ void open_after_handshake(const protocol::Established& e, std::span<const ByteVi
     setup.aead = e.suite.aead;
     setup.use_feed = true;
     std::vector<ByteView> chunks;
-    if (!e.leftover.empty()) chunks.push_back(e.leftover);
+    if (!e.leftover.empty())
+        chunks.push_back(e.leftover);
     chunks.insert(chunks.end(), rest.begin(), rest.end());
     const OpenResult r = open_chunks(setup, e.keys.receive_key, chunks);
-    for (const Bytes& payload : r.payloads) check_round_trip(payload, protocol::MessageLimits{});
+    for (const Bytes& payload : r.payloads)
+        check_round_trip(payload, protocol::MessageLimits{});
 }
 
 Run run_responder(const Stream& s, bool whole) {
@@ -600,7 +622,8 @@ int fuzz_handshake_stream(ByteView in, Run (*run_role)(const Stream&, bool)) {
         open_after_handshake(*chunked.established,
                              std::span<const ByteView>(s.chunks).subspan(chunked.chunks_fed));
     }
-    if ((s.options & k_opt_abort) == 0) check_same_outcome(chunked, run_role(s, true));
+    if ((s.options & k_opt_abort) == 0)
+        check_same_outcome(chunked, run_role(s, true));
     return 0;
 }
 
@@ -613,14 +636,16 @@ Bytes bytes_of(std::string_view s) {
 
 Bytes concat(std::initializer_list<ByteView> parts) {
     Bytes out;
-    for (const ByteView p : parts) append(out, p);
+    for (const ByteView p : parts)
+        append(out, p);
     return out;
 }
 
 Bytes encoded(std::initializer_list<protocol::Message> messages) {
     Bytes out;
     for (const auto& m : messages) {
-        if (protocol::encode_message(m, out)) violated("seed: encode_message");
+        if (protocol::encode_message(m, out))
+            violated("seed: encode_message");
     }
     return out;
 }
@@ -630,7 +655,8 @@ Bytes envelope(const protocol::Message& m) {
     const Bytes framed = encoded({m});
     std::size_t pos = 0;
     std::uint64_t length = 0;
-    if (protocol::get_varint(framed, pos, length)) violated("seed: frame");
+    if (protocol::get_varint(framed, pos, length))
+        violated("seed: frame");
     return Bytes(framed.begin() + static_cast<std::ptrdiff_t>(pos), framed.end());
 }
 
@@ -653,8 +679,8 @@ Bytes echo_response() {
 
 Bytes text_payload() {
     return encoded({
-        protocol::Request{7, "store", 2500, {{"content-type", "text/plain"}},
-                          bytes_of(text_body(24))},
+        protocol::Request{
+            7, "store", 2500, {{"content-type", "text/plain"}}, bytes_of(text_body(24))},
         protocol::Notification{"progress", {{"step", "1"}}, bytes_of(text_body(4))},
     });
 }
@@ -677,7 +703,8 @@ Bytes seal_records(AeadAlgorithm aead, const SecretBytes& key, const protocol::R
     protocol::RecordSealer sealer(provider(), aead, key, limits);
     Bytes out;
     for (const auto& [payload, level] : payloads) {
-        if (sealer.seal(payload, level, out)) violated("seed: seal");
+        if (sealer.seal(payload, level, out))
+            violated("seed: seal");
     }
     return out;
 }
@@ -686,7 +713,8 @@ Bytes seal_records(AeadAlgorithm aead, const SecretBytes& key, const protocol::R
 Bytes record_plaintext(ByteView payload, int level) {
     const SecretBytes key = record_key();
     Bytes frame = seal_records(AeadAlgorithm::aes_256_gcm, key, {}, {{payload, level}});
-    const std::size_t body = frame.size() - protocol::k_record_prefix_size - crypto::k_aead_tag_size;
+    const std::size_t body =
+        frame.size() - protocol::k_record_prefix_size - crypto::k_aead_tag_size;
     Bytes plain(frame.begin() + protocol::k_record_prefix_size,
                 frame.begin() + static_cast<std::ptrdiff_t>(protocol::k_record_prefix_size + body));
     crypto::Tag tag{};
@@ -703,7 +731,8 @@ Bytes record_plaintext(ByteView payload, int level) {
 Bytes plaintext_input(std::uint8_t options, std::initializer_list<ByteView> segments) {
     Bytes out = {options};
     for (const ByteView s : segments) {
-        if (s.size() > 0xffff) violated("seed: segment too long");
+        if (s.size() > 0xffff)
+            violated("seed: segment too long");
         out.push_back(static_cast<std::uint8_t>(s.size() >> 8));
         out.push_back(static_cast<std::uint8_t>(s.size()));
         append(out, s);
@@ -740,8 +769,14 @@ Bytes craft(const Craft& c) {
         }
         ephemeral = pair.public_key;
     }
-    Bytes header = {'S', 'D', 'M', 'P', 1, static_cast<std::uint8_t>(c.suite),
-                    static_cast<std::uint8_t>(c.role), 0};
+    Bytes header = {'S',
+                    'D',
+                    'M',
+                    'P',
+                    1,
+                    static_cast<std::uint8_t>(c.suite),
+                    static_cast<std::uint8_t>(c.role),
+                    0};
     append(header, ephemeral);
 
     const crypto::Digest& own = c.signer->fingerprint().bytes();
@@ -754,9 +789,11 @@ Bytes craft(const Craft& c) {
     append(to_sign, own);
     append(to_sign, c.signed_receiver.bytes());
     append(to_sign, timestamp);
-    if (c.initiator_hash) append(to_sign, *c.initiator_hash);
+    if (c.initiator_hash)
+        append(to_sign, *c.initiator_hash);
     crypto::Signature signature = p.sign(c.signer->sign_key(), to_sign);
-    if (c.corrupt_signature) signature[17] ^= 0x01;
+    if (c.corrupt_signature)
+        signature[17] ^= 0x01;
 
     Bytes body = concat({own, timestamp, signature});
     Bytes info = bytes_of("sdmp/1 seal");
@@ -797,19 +834,23 @@ Exchange exchange(SuiteId suite) {
     a = bob.next();
     bob.feed(x.hello);
     a = bob.next();
-    if (!std::holds_alternative<action::Send>(a)) violated("seed: bob refuses alice");
+    if (!std::holds_alternative<action::Send>(a))
+        violated("seed: bob refuses alice");
     x.reply = std::get<action::Send>(a).bytes;
     a = bob.next();
     x.bob = std::move(std::get<action::Done>(a).result);
     a = alice.next();
     alice.feed(x.reply);
     a = alice.next();
-    if (!std::holds_alternative<action::Done>(a)) violated("seed: alice refuses bob");
+    if (!std::holds_alternative<action::Done>(a))
+        violated("seed: alice refuses bob");
     x.alice = std::move(std::get<action::Done>(a).result);
     return x;
 }
 
-Bytes first(const Bytes& b, std::size_t n) { return Bytes(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(n)); }
+Bytes first(const Bytes& b, std::size_t n) {
+    return Bytes(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(n));
+}
 
 Bytes with_byte(Bytes b, std::size_t at, std::uint8_t value) {
     b[at] = value;
@@ -851,7 +892,8 @@ std::vector<Seed> connection_message_seeds() {
         {"unknown_suite.bin", with_byte(s1.hello, 5, 3)},
         {"bad_role.bin", with_byte(s1.hello, 6, 2)},
         {"reserved_set.bin", with_byte(s1.hello, 7, 1)},
-        {"tampered_seal.bin", with_byte(s1.hello, 100, static_cast<std::uint8_t>(s1.hello[100] ^ 1))},
+        {"tampered_seal.bin",
+         with_byte(s1.hello, 100, static_cast<std::uint8_t>(s1.hello[100] ^ 1))},
         {"truncated.bin", first(s1.hello, 100)},
         {"nope.bin", bytes_of("nope")},
     };
@@ -925,9 +967,9 @@ std::vector<Seed> record_open_seeds() {
          stream_input(k_opt_chacha, {},
                       seal_records(AeadAlgorithm::chacha20_poly1305, key, {}, {{echo, 1}}))},
         {"ratchet_feed.bin",
-         stream_input(k_opt_small | k_opt_feed, {200},
-                      seal_records(aes, key, small.limits,
-                                   {{echo, 0}, {echo, 6}, {text, 1}, {echo, 0}}))},
+         stream_input(
+             k_opt_small | k_opt_feed, {200},
+             seal_records(aes, key, small.limits, {{echo, 0}, {echo, 6}, {text, 1}, {echo, 0}}))},
         {"truncated.bin", stream_input(0, {}, first(level0, 100))},
         {"bad_length.bin", stream_input(0, {}, bad_length)},
     };
@@ -944,7 +986,8 @@ std::vector<Seed> record_plaintext_seeds() {
         {"stored.bin", plaintext_input(0, {record_plaintext(echo, 0)})},
         {"level6.bin", plaintext_input(6 << 2, {record_plaintext(text, 6)})},
         {"level1_level12.bin",
-         plaintext_input(1 << 2, {record_plaintext(text, 1), record_plaintext(all_types_payload(), 12)})},
+         plaintext_input(1 << 2,
+                         {record_plaintext(text, 1), record_plaintext(all_types_payload(), 12)})},
         {"chacha_ratchet.bin",
          plaintext_input(k_opt_chacha | k_opt_small,
                          {record_plaintext(echo, 0), record_plaintext(echo, 6),
@@ -960,12 +1003,15 @@ std::vector<Seed> message_decode_seeds() {
     return {
         {"request.bin", echo_request()},
         {"request_metadata.bin",
-         encoded({protocol::Request{
-             300, "store", 1500, {{"content-type", "text/plain"}, {"trace", "ab12"}}, {0xde, 0xad}}})},
+         encoded({protocol::Request{300,
+                                    "store",
+                                    1500,
+                                    {{"content-type", "text/plain"}, {"trace", "ab12"}},
+                                    {0xde, 0xad}}})},
         {"response.bin", echo_response()},
         {"response_error.bin",
-         encoded({protocol::Response{9, Status::invalid_argument, {{"field", "name"}},
-                                     bytes_of("name is empty")}})},
+         encoded({protocol::Response{
+             9, Status::invalid_argument, {{"field", "name"}}, bytes_of("name is empty")}})},
         {"notification.bin", encoded({protocol::Notification{"tick", {}, {}}})},
         {"cancel.bin", encoded({protocol::Cancel{300}})},
         {"ping.bin", encoded({protocol::Ping{0x0102030405060708}})},
@@ -986,7 +1032,8 @@ int fuzz_connection_message(const std::uint8_t* data, std::size_t size) {
     const ByteView in{data, size};
     protocol::ReplayCache cache;
     const Responded first = respond(in, cache);
-    if (!first.established) return 0;
+    if (!first.established)
+        return 0;
 
     // protocol.md §3.5 step 6: the same message again inside the window is a replay.
     require(respond(in, cache).reason == HandshakeError::replay,
@@ -997,7 +1044,8 @@ int fuzz_connection_message(const std::uint8_t* data, std::size_t size) {
     HandshakeAction a = alice.next();
     const auto* hello = std::get_if<action::Send>(&a);
     require(hello != nullptr, "the fixture initiator does not send");
-    if (!same_bytes(hello->bytes, in.first(protocol::k_connection_message_size))) return 0;
+    if (!same_bytes(hello->bytes, in.first(protocol::k_connection_message_size)))
+        return 0;
     alice.feed(first.reply);
     a = alice.next();
     const auto* done = std::get_if<action::Done>(&a);
@@ -1025,8 +1073,8 @@ int fuzz_record_open(const std::uint8_t* data, std::size_t size) {
     RecordSetup whole_setup = record_setup(s.options);
     whole_setup.use_feed = true;
     const std::array<ByteView, 1> one = {s.all};
-    const OpenResult whole = open_chunks(whole_setup, record_key(),
-                                         std::span<const ByteView>(one).first(s.all.empty() ? 0 : 1));
+    const OpenResult whole = open_chunks(
+        whole_setup, record_key(), std::span<const ByteView>(one).first(s.all.empty() ? 0 : 1));
     require(chunked.end == whole.end && chunked.payloads == whole.payloads,
             "how the bytes arrive changed what the record layer opens");
     return 0;
@@ -1034,7 +1082,8 @@ int fuzz_record_open(const std::uint8_t* data, std::size_t size) {
 
 int fuzz_record_plaintext(const std::uint8_t* data, std::size_t size) {
     const ByteView in{data, size};
-    if (in.empty()) return 0;
+    if (in.empty())
+        return 0;
     const RecordSetup setup = record_setup(in[0] & (k_opt_chacha | k_opt_small));
     const int level = ((in[0] >> 2) & 0x0f) % 13;
 
@@ -1046,7 +1095,8 @@ int fuzz_record_plaintext(const std::uint8_t* data, std::size_t size) {
         segments.push_back(in.subspan(pos, take));
         pos += take;
     }
-    if (segments.empty()) return 0;
+    if (segments.empty())
+        return 0;
 
     // Seal each segment as a record plaintext, from protocol.md §5 with the raw AEAD.
     Bytes stream;
@@ -1063,7 +1113,9 @@ int fuzz_record_plaintext(const std::uint8_t* data, std::size_t size) {
             static_cast<std::uint8_t>(length >> 24), static_cast<std::uint8_t>(length >> 16),
             static_cast<std::uint8_t>(length >> 8), static_cast<std::uint8_t>(length)};
         crypto::Tag tag{};
-        provider().make_sealer(setup.aead, key.view())->seal(record_nonce(counter), prefix, plain, tag);
+        provider()
+            .make_sealer(setup.aead, key.view())
+            ->seal(record_nonce(counter), prefix, plain, tag);
         append(stream, prefix);
         append(stream, plain);
         append(stream, tag);
@@ -1127,12 +1179,18 @@ std::span<const Target> all_targets() noexcept {
 }
 
 std::vector<Seed> make_seeds(std::string_view target) {
-    if (target == "connection_message") return connection_message_seeds();
-    if (target == "handshake_responder") return handshake_responder_seeds();
-    if (target == "handshake_initiator") return handshake_initiator_seeds();
-    if (target == "record_open") return record_open_seeds();
-    if (target == "record_plaintext") return record_plaintext_seeds();
-    if (target == "message_decode") return message_decode_seeds();
+    if (target == "connection_message")
+        return connection_message_seeds();
+    if (target == "handshake_responder")
+        return handshake_responder_seeds();
+    if (target == "handshake_initiator")
+        return handshake_initiator_seeds();
+    if (target == "record_open")
+        return record_open_seeds();
+    if (target == "record_plaintext")
+        return record_plaintext_seeds();
+    if (target == "message_decode")
+        return message_decode_seeds();
     return {};
 }
 
@@ -1143,7 +1201,8 @@ protocol::HandshakeError responder_verdict(ByteView initiator_message) {
 
 std::optional<protocol::HandshakeError> initiator_verdict(ByteView stream_input) {
     const Run run = run_initiator(parse_stream(stream_input), false);
-    if (run.established) return HandshakeError::none;
+    if (run.established)
+        return HandshakeError::none;
     return run.failed;
 }
 

@@ -16,6 +16,9 @@ template <class... Fs>
 struct Overloaded : Fs... {
     using Fs::operator()...;
 };
+// Explicit guide: clang before 17 does not deduce aggregate template arguments (the fuzz build).
+template <class... Fs>
+Overloaded(Fs...) -> Overloaded<Fs...>;
 
 std::size_t string_size(std::size_t n) noexcept {
     return varint_size(n) + n;

@@ -31,7 +31,8 @@ Bytes read_file(const fs::path& path) {
 // Inputs in a folder, sorted; README files and dot files are not inputs.
 std::vector<fs::path> inputs_in(const fs::path& dir) {
     std::vector<fs::path> files;
-    if (!fs::is_directory(dir)) return files;
+    if (!fs::is_directory(dir))
+        return files;
     for (const auto& entry : fs::directory_iterator(dir)) {
         const std::string name = entry.path().filename().string();
         if (!entry.is_regular_file() || name.starts_with(".") || name.starts_with("README")) {
@@ -45,7 +46,8 @@ std::vector<fs::path> inputs_in(const fs::path& dir) {
 
 const sdmp::fuzz::Target* find_target(std::string_view name) {
     for (const auto& t : sdmp::fuzz::all_targets()) {
-        if (t.name == name) return &t;
+        if (t.name == name)
+            return &t;
     }
     return nullptr;
 }
@@ -79,7 +81,8 @@ TEST_CASE("fuzz targets accept empty and tiny inputs", "[fuzz]") {
 TEST_CASE("fuzz seed corpora replay through their targets", "[fuzz]") {
     for (const auto& target : sdmp::fuzz::all_targets()) {
         INFO("target " << target.name);
-        const std::size_t n = replay(target, fs::path(SDMP_FUZZ_CORPUS_DIR) / std::string(target.name));
+        const std::size_t n =
+            replay(target, fs::path(SDMP_FUZZ_CORPUS_DIR) / std::string(target.name));
         // The corpus must cover at least as much as the generator makes (fuzz/make_corpus.cpp).
         CHECK(n >= sdmp::fuzz::make_seeds(target.name).size());
     }
@@ -89,7 +92,8 @@ TEST_CASE("fuzz regression inputs replay through their targets", "[fuzz]") {
     const fs::path root = SDMP_FUZZ_REGRESSION_DIR;
     REQUIRE(fs::is_directory(root));
     for (const auto& entry : fs::directory_iterator(root)) {
-        if (!entry.is_directory()) continue;
+        if (!entry.is_directory())
+            continue;
         const std::string name = entry.path().filename().string();
         INFO("regression folder " << name);
         const auto* target = find_target(name);
@@ -152,8 +156,8 @@ TEST_CASE("handshake_initiator seeds reach the verdicts their names promise", "[
 
 TEST_CASE("record_open seeds open the records they hold", "[fuzz]") {
     const std::vector<std::pair<std::string_view, std::size_t>> expected = {
-        {"level0.bin", 1},    {"level6.bin", 1},    {"two_records_chunked.bin", 2},
-        {"chacha.bin", 1},    {"ratchet_feed.bin", 4}, {"truncated.bin", 0},
+        {"level0.bin", 1},     {"level6.bin", 1},       {"two_records_chunked.bin", 2},
+        {"chacha.bin", 1},     {"ratchet_feed.bin", 4}, {"truncated.bin", 0},
         {"bad_length.bin", 0},
     };
     for (const auto& [name, count] : expected) {
