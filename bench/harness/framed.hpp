@@ -80,7 +80,7 @@ inline std::uint64_t load_u64(const std::uint8_t* in) {
 // A one-shot, level-triggered event for coroutines on one executor: wait() completes once set()
 // has been called (immediately if it already was).
 class Event {
-public:
+  public:
     explicit Event(asio::any_io_executor ex) : ex_(std::move(ex)) {}
 
     void set() {
@@ -108,7 +108,7 @@ public:
             asio::use_awaitable);
     }
 
-private:
+  private:
     asio::any_io_executor ex_;
     bool set_ = false;
     std::vector<asio::any_completion_handler<void()>> waiters_;
@@ -117,7 +117,7 @@ private:
 // Frames queued for the writer: headers and small bodies are copied into `bytes`; each large body
 // is referenced and spliced in after bytes[0, at).
 class OutQueue {
-public:
+  public:
     [[nodiscard]] bool empty() const { return bytes_.empty() && refs_.empty(); }
 
     void clear() {
@@ -151,7 +151,7 @@ public:
         }
     }
 
-private:
+  private:
     struct Ref {
         std::size_t at;
         std::span<const std::uint8_t> data;
@@ -162,7 +162,7 @@ private:
 
 // Receives the frames that FrameIo::read_loop parses. Returning an error closes the connection.
 class FrameSink {
-public:
+  public:
     // A complete frame whose body sits in the read buffer (valid only during the call).
     virtual error_code on_frame(std::uint64_t id, std::span<const std::uint8_t> body) = 0;
     // A frame whose body is larger than the read buffer: where to put its `length` bytes. An
@@ -171,14 +171,14 @@ public:
     // The body requested by large_body_buffer has been filled.
     virtual error_code on_large_frame(std::uint64_t id, std::span<const std::uint8_t> body) = 0;
 
-protected:
+  protected:
     ~FrameSink() = default;
 };
 
 // One connection end: the stream, the reader and writer loops and the output queue.
 template <typename Stream>
 class FrameIo {
-public:
+  public:
     explicit FrameIo(Stream stream)
         : stream_(std::move(stream)),
           kick_(stream_.get_executor(), 1),
@@ -307,7 +307,7 @@ public:
         }
     }
 
-private:
+  private:
     Stream stream_;
     asio::experimental::channel<void(error_code)> kick_;
     bool writer_waiting_ = false;
@@ -324,7 +324,7 @@ private:
 template <typename Stream>
 class ClientSession final : public std::enable_shared_from_this<ClientSession<Stream>>,
                             private FrameSink {
-public:
+  public:
     explicit ClientSession(Stream stream) : io_(std::move(stream)), closed_(io_.executor()) {}
 
     void start() {
@@ -345,6 +345,10 @@ public:
                     complete(std::move(handler), end_error());
                     return;
                 }
+                if (body.size() > k_max_body) {
+                    complete(std::move(handler), asio::error::message_size);
+                    return;
+                }
                 const std::uint64_t id = next_id_++;
                 pending_.emplace(id, Pending{&response, std::move(handler)});
                 io_.enqueue(id, body, /*may_reference=*/true);
@@ -361,7 +365,7 @@ public:
 
     void shutdown() { io_.shutdown(); }
 
-private:
+  private:
     struct Pending {
         Bytes* response;
         asio::any_completion_handler<void(error_code)> handler;
@@ -389,14 +393,16 @@ private:
 
     error_code on_large_frame(std::uint64_t id, std::span<const std::uint8_t>) override {
         const auto it = pending_.find(id);
+        if (it == pending_.end()) {
+            return asio::error::invalid_argument;
+        }
         complete(std::move(it->second.handler), {});
         pending_.erase(it);
         return {};
     }
 
     void complete(asio::any_completion_handler<void(error_code)> handler, error_code ec) {
-        asio::post(io_.executor(),
-                   [h = std::move(handler), ec]() mutable { std::move(h)(ec); });
+        asio::post(io_.executor(), [h = std::move(handler), ec]() mutable { std::move(h)(ec); });
     }
 
     [[nodiscard]] error_code end_error() const {
@@ -424,7 +430,7 @@ private:
 
 template <typename Stream>
 class FramedConnection final : public Connection {
-public:
+  public:
     explicit FramedConnection(Stream stream)
         : session_(std::make_shared<ClientSession<Stream>>(std::move(stream))) {
         session_->start();
@@ -439,7 +445,7 @@ public:
     asio::awaitable<void> wait_closed() override { return session_->wait_closed(); }
     asio::awaitable<void> close() override { return session_->close(); }
 
-private:
+  private:
     std::shared_ptr<ClientSession<Stream>> session_;
 };
 
@@ -453,7 +459,7 @@ private:
 template <typename Traits>
 class ServerSession final : public std::enable_shared_from_this<ServerSession<Traits>>,
                             private FrameSink {
-public:
+  public:
     using Stream = typename Traits::Stream;
 
     ServerSession(Stream stream, ServerMode mode) : io_(std::move(stream)), mode_(mode) {}
@@ -483,7 +489,7 @@ public:
 
     void shutdown() { io_.shutdown(); }
 
-private:
+  private:
     error_code on_frame(std::uint64_t id, std::span<const std::uint8_t> body) override {
         // The handler: echo the body or acknowledge it with an empty one. The response is copied
         // into the output queue because `body` lives in the read buffer.
@@ -508,7 +514,7 @@ private:
 
 template <typename Traits>
 class FramedServer final : public Server {
-public:
+  public:
     FramedServer(asio::any_io_executor ex, Traits traits, ServerMode mode)
         : impl_(std::make_shared<Impl>(ex, std::move(traits), mode)) {
         impl_->start();
@@ -527,7 +533,7 @@ public:
         }
     }
 
-private:
+  private:
     using Session = ServerSession<Traits>;
 
     struct Impl : std::enable_shared_from_this<Impl> {
@@ -549,8 +555,8 @@ private:
 
         asio::awaitable<void> accept_loop() {
             for (;;) {
-                auto [ec, socket] = co_await acceptor.async_accept(
-                    asio::as_tuple(asio::use_awaitable));
+                auto [ec, socket] =
+                    co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
                 if (ec) {
                     // Stopping, or an accept failure that would only repeat: stop listening
                     // either way; clients then see refused connections rather than a hang.
@@ -564,11 +570,10 @@ private:
                 sessions.insert(session);
                 ++live;
                 auto self = this->shared_from_this();
-                asio::co_spawn(ex, session->run(traits),
-                               [self, session](std::exception_ptr e) {
-                                   self->sessions.erase(session);
-                                   self->done(e);
-                               });
+                asio::co_spawn(ex, session->run(traits), [self, session](std::exception_ptr e) {
+                    self->sessions.erase(session);
+                    self->done(e);
+                });
             }
         }
 

@@ -15,7 +15,7 @@
 namespace sdmp::bench {
 
 class Histogram {
-public:
+  public:
     void record(std::uint64_t value_ns) {
         ++counts_[index_of(value_ns)];
         ++total_;
@@ -50,7 +50,7 @@ public:
         return midpoint_of(counts_.size() - 1);
     }
 
-private:
+  private:
     static constexpr std::size_t k_sub_half = 64;  // buckets per power of two above 128
     static constexpr std::size_t k_linear = 2 * k_sub_half;
     static constexpr std::size_t k_buckets = k_sub_half * 58 + k_linear;

@@ -8,10 +8,10 @@
 #include "scenarios.hpp"
 #include "system.hpp"
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <sys/resource.h>
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>  // ordered_json: keys in the documented order
 
 #include <algorithm>
 #include <csignal>
@@ -97,8 +97,7 @@ std::vector<Scenario> all_scenarios() {
          {{"idle_session_kib", "KiB", false, 1}},
          3,
          [](Runtime& rt, System& sys, const Settings& s) {
-             return std::vector<double>{
-                 run_idle_sessions(rt, sys, s.idle_sessions, s.connectors)};
+             return std::vector<double>{run_idle_sessions(rt, sys, s.idle_sessions, s.connectors)};
          }},
     };
 }
@@ -196,10 +195,10 @@ void print_table(const std::vector<Scenario>& scenarios, const std::vector<std::
     }
 }
 
-nlohmann::json to_json(const std::vector<Scenario>& scenarios,
-                       const std::vector<std::string>& systems, const Samples& samples,
-                       const std::vector<SweepPoint>& sweep, const Settings& settings) {
-    nlohmann::json results = nlohmann::json::array();
+nlohmann::ordered_json to_json(const std::vector<Scenario>& scenarios,
+                               const std::vector<std::string>& systems, const Samples& samples,
+                               const std::vector<SweepPoint>& sweep, const Settings& settings) {
+    nlohmann::ordered_json results = nlohmann::ordered_json::array();
     for (const auto& sc : scenarios) {
         for (const auto& fig : sc.figures) {
             const auto it = samples.find(fig.name);
@@ -219,17 +218,17 @@ nlohmann::json to_json(const std::vector<Scenario>& scenarios,
             }
         }
     }
-    nlohmann::json doc = {{"results", results},
-                          {"meta",
-                           {{"cpu", cpu_name()},
-                            {"quick", settings.quick},
-                            {"rounds", settings.rounds},
-                            {"warmup_ms", settings.timing.warmup.count()},
-                            {"duration_ms", settings.timing.duration.count()},
-                            {"idle_sessions", settings.idle_sessions},
-                            {"connectors", settings.connectors}}}};
+    nlohmann::ordered_json doc = {{"results", results},
+                                  {"meta",
+                                   {{"cpu", cpu_name()},
+                                    {"quick", settings.quick},
+                                    {"rounds", settings.rounds},
+                                    {"warmup_ms", settings.timing.warmup.count()},
+                                    {"duration_ms", settings.timing.duration.count()},
+                                    {"idle_sessions", settings.idle_sessions},
+                                    {"connectors", settings.connectors}}}};
     if (!sweep.empty()) {
-        nlohmann::json points = nlohmann::json::array();
+        nlohmann::ordered_json points = nlohmann::ordered_json::array();
         for (const auto& p : sweep) {
             points.push_back({{"system", p.system},
                               {"in_flight", p.in_flight},
@@ -275,8 +274,9 @@ std::vector<SweepPoint> run_sweep(Runtime& rt, Watchdog& dog, std::vector<System
                 p99.push_back(r.latency.quantile_ns(0.99) / 1000.0);
             }
             points.push_back({entry.name, in_flight, median(rps), median(p50), median(p99)});
-            fmt::print(stderr, "  sweep {:>2} in flight  {:<5} {:>10.0f} req/s  p50 {:>8.1f} us  "
-                               "p99 {:>8.1f} us\n",
+            fmt::print(stderr,
+                       "  sweep {:>2} in flight  {:<5} {:>10.0f} req/s  p50 {:>8.1f} us  "
+                       "p99 {:>8.1f} us\n",
                        in_flight, entry.name, points.back().requests_per_s, points.back().p50_us,
                        points.back().p99_us);
         }
@@ -309,8 +309,7 @@ int run(int argc, char** argv) {
         ->check(CLI::Range(10, 60000));
     app.add_option("--warmup-ms", warmup_ms, "uncounted time at the start of a trial")
         ->check(CLI::Range(0, 10000));
-    app.add_option("--idle-sessions", settings.idle_sessions,
-                   "session pairs for idle_session_kib")
+    app.add_option("--idle-sessions", settings.idle_sessions, "session pairs for idle_session_kib")
         ->check(CLI::Range(1, 20000));
     app.add_option("--connectors", settings.connectors,
                    "concurrent connectors for handshake_rate and idle_session_kib")
@@ -371,9 +370,9 @@ int run(int argc, char** argv) {
     for (const auto& sc : scenarios_all) {
         bool selected = scenario_names.empty();
         for (const auto& wanted : scenario_names) {
-            const bool hit = wanted == sc.key ||
-                             std::any_of(sc.figures.begin(), sc.figures.end(),
-                                         [&](const Figure& f) { return f.name == wanted; });
+            const bool hit =
+                wanted == sc.key || std::any_of(sc.figures.begin(), sc.figures.end(),
+                                                [&](const Figure& f) { return f.name == wanted; });
             if (hit) {
                 selected = true;
                 matched.insert(wanted);
@@ -392,6 +391,18 @@ int run(int argc, char** argv) {
     if (systems.empty()) {
         fmt::print(stderr, "sdmp-bench: no system selected\n");
         return 2;
+    }
+
+    // Fail before minutes of measuring, not after, when an output cannot be written.
+    for (const std::string& path : {json_path, plot_path}) {
+        if (path.empty()) {
+            continue;
+        }
+        const std::ofstream probe(path, std::ios::app);
+        if (!probe) {
+            fmt::print(stderr, "sdmp-bench: cannot write {}\n", path);
+            return 2;
+        }
     }
 
     std::signal(SIGPIPE, SIG_IGN);
@@ -435,13 +446,12 @@ int run(int argc, char** argv) {
             for (std::size_t j = 0; j < systems.size(); ++j) {
                 // Rotate the order each round so no system always runs first or last.
                 auto& entry = systems[(j + static_cast<std::size_t>(round)) % systems.size()];
-                const WatchdogScope guard(
-                    dog, settings.timing.warmup + settings.timing.duration + 120s,
-                    fmt::format("{} on {}", sc.key, entry.name));
+                const WatchdogScope guard(dog,
+                                          settings.timing.warmup + settings.timing.duration + 120s,
+                                          fmt::format("{} on {}", sc.key, entry.name));
                 const std::vector<double> values = sc.run(rt, *entry.system, settings);
-                std::string line =
-                    fmt::format("  {:<16} round {}/{} {:<5}", sc.key, round + 1, scenario_rounds,
-                                entry.name);
+                std::string line = fmt::format("  {:<16} round {}/{} {:<5}", sc.key, round + 1,
+                                               scenario_rounds, entry.name);
                 for (std::size_t f = 0; f < sc.figures.size(); ++f) {
                     samples[sc.figures[f].name][entry.name].push_back(values[f]);
                     line += fmt::format(" {:.{}f} {}", values[f], sc.figures[f].precision,

@@ -63,24 +63,24 @@ bool write_plot(const std::string& png_path, const std::vector<SweepPoint>& poin
         std::ofstream out(script);
         out << "set terminal pngcairo size 1100,650 font 'sans,10'\n"
             << "set output " << quoted(png.string()) << '\n'
-            << "set title " << quoted(fmt::format(
-                                   "sdmp-bench: latency against load (closed loop, 64-byte "
-                                   "echo, 1..64 in flight; {})",
-                                   cpu))
+            << "set title "
+            << quoted(fmt::format("sdmp-bench: latency against load (closed loop, 64-byte "
+                                  "echo, 1..64 in flight; {})",
+                                  cpu))
             << '\n'
-            << "set xlabel 'throughput (requests/s)'\n"
+            << "set xlabel 'throughput (thousand requests/s), log scale'\n"
             << "set ylabel 'round-trip latency (µs), log scale'\n"
-            << "set logscale y\nset grid\nset key top left\nset format x '%.0s%c'\n";
+            << "set logscale xy\nset grid xtics ytics mxtics mytics\nset key top left\n";
         out << "plot ";
         const char* colors[] = {"#1b9e77", "#d95f02", "#7570b3", "#e7298a"};
         for (std::size_t i = 0; i < order.size(); ++i) {
             const std::string color = colors[i % 4];
             out << (i == 0 ? "" : ", \\\n     ") << quoted(dat.string()) << " index " << i
-                << " using 2:3 with linespoints lw 2 pt 7 lc rgb '" << color << "' title "
+                << " using ($2/1000):3 with linespoints lw 2 pt 7 lc rgb '" << color << "' title "
                 << quoted(order[i] + " p50") << ", '' index " << i
-                << " using 2:4 with linespoints lw 2 dt 2 pt 6 lc rgb '" << color << "' title "
-                << quoted(order[i] + " p99") << ", '' index " << i
-                << " using 2:3:1 with labels offset 0,0.8 font ',8' tc rgb '" << color
+                << " using ($2/1000):4 with linespoints lw 2 dt 2 pt 6 lc rgb '" << color
+                << "' title " << quoted(order[i] + " p99") << ", '' index " << i
+                << " using ($2/1000):3:1 with labels offset 0,0.8 font ',8' tc rgb '" << color
                 << "' notitle";
         }
         out << '\n';

@@ -13,7 +13,9 @@ std::vector<SystemInfo>& registry() {
 
 }  // namespace
 
-detail::SystemRegistrar::SystemRegistrar(SystemInfo info) { registry().push_back(std::move(info)); }
+detail::SystemRegistrar::SystemRegistrar(SystemInfo info) {
+    registry().push_back(std::move(info));
+}
 
 std::vector<SystemInfo> registered_systems() {
     std::vector<SystemInfo> systems = registry();

@@ -22,7 +22,7 @@ namespace sdmp::bench {
 namespace asio = boost::asio;
 
 class Runtime {
-public:
+  public:
     Runtime();
     ~Runtime();
     Runtime(const Runtime&) = delete;
@@ -42,7 +42,7 @@ public:
         return asio::co_spawn(client_ctx_, std::move(f), asio::use_future).get();
     }
 
-private:
+  private:
     asio::io_context server_ctx_{1};
     asio::io_context client_ctx_{1};
     asio::executor_work_guard<asio::io_context::executor_type> server_work_;
@@ -54,7 +54,7 @@ private:
 // Ends the process if a trial overruns its time limit by far: the harness must stop by itself
 // even if a system under test hangs.
 class Watchdog {
-public:
+  public:
     Watchdog();
     ~Watchdog();
     Watchdog(const Watchdog&) = delete;
@@ -63,7 +63,7 @@ public:
     void arm(std::chrono::steady_clock::duration limit, std::string what);
     void disarm();
 
-private:
+  private:
     void run();
 
     std::mutex mutex_;
@@ -76,7 +76,7 @@ private:
 };
 
 class WatchdogScope {
-public:
+  public:
     WatchdogScope(Watchdog& dog, std::chrono::steady_clock::duration limit, std::string what)
         : dog_(dog) {
         dog_.arm(limit, std::move(what));
@@ -85,7 +85,7 @@ public:
     WatchdogScope(const WatchdogScope&) = delete;
     WatchdogScope& operator=(const WatchdogScope&) = delete;
 
-private:
+  private:
     Watchdog& dog_;
 };
 

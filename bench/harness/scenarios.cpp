@@ -64,8 +64,8 @@ asio::awaitable<void> parallel(std::size_t n,
 // (also when body throws).
 template <typename Body>
 auto with_server(Runtime& rt, System& system, ServerMode mode, Body body) {
-    std::unique_ptr<Server> server = rt.on_server(
-        [&]() -> asio::awaitable<std::unique_ptr<Server>> {
+    std::unique_ptr<Server> server =
+        rt.on_server([&]() -> asio::awaitable<std::unique_ptr<Server>> {
             co_return co_await system.start_server(rt.server_executor(), mode);
         });
     auto stop = [&] {
@@ -84,7 +84,9 @@ auto with_server(Runtime& rt, System& system, ServerMode mode, Body body) {
     }
 }
 
-double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+double seconds(Clock::duration d) {
+    return std::chrono::duration<double>(d).count();
+}
 
 }  // namespace
 
@@ -136,28 +138,29 @@ LoadResult run_load(Runtime& rt, System& system, const LoadSpec& spec, Timing ti
 }
 
 double run_handshake_rate(Runtime& rt, System& system, std::size_t connectors, Timing timing) {
-    return with_server(rt, system, ServerMode::close_on_accept,
-                       [&](asio::ip::tcp::endpoint server) {
-        return rt.on_client([&]() -> asio::awaitable<double> {
-            auto ex = co_await asio::this_coro::executor;
-            const Clock::time_point count_from = Clock::now() + timing.warmup;
-            const Clock::time_point stop_at = count_from + timing.duration;
-            std::uint64_t completed = 0;
-            co_await parallel(connectors, [&](std::size_t) -> asio::awaitable<void> {
-                while (Clock::now() < stop_at) {
-                    const std::unique_ptr<Connection> conn = co_await system.connect(ex, server);
-                    // The server closes once its side of the handshake is complete, so this
-                    // completing means the session was established on both ends.
-                    co_await conn->wait_closed();
-                    const Clock::time_point done = Clock::now();
-                    if (done >= count_from && done < stop_at) {
-                        ++completed;
+    return with_server(
+        rt, system, ServerMode::close_on_accept, [&](asio::ip::tcp::endpoint server) {
+            return rt.on_client([&]() -> asio::awaitable<double> {
+                auto ex = co_await asio::this_coro::executor;
+                const Clock::time_point count_from = Clock::now() + timing.warmup;
+                const Clock::time_point stop_at = count_from + timing.duration;
+                std::uint64_t completed = 0;
+                co_await parallel(connectors, [&](std::size_t) -> asio::awaitable<void> {
+                    while (Clock::now() < stop_at) {
+                        const std::unique_ptr<Connection> conn =
+                            co_await system.connect(ex, server);
+                        // The server closes once its side of the handshake is complete, so this
+                        // completing means the session was established on both ends.
+                        co_await conn->wait_closed();
+                        const Clock::time_point done = Clock::now();
+                        if (done >= count_from && done < stop_at) {
+                            ++completed;
+                        }
                     }
-                }
+                });
+                co_return static_cast<double>(completed) / seconds(timing.duration);
             });
-            co_return static_cast<double>(completed) / seconds(timing.duration);
         });
-    });
 }
 
 long resident_kib() {
@@ -213,8 +216,8 @@ void check_system(Runtime& rt, System& system) {
         throw std::runtime_error(fmt::format("{}: self-check failed: {}", system.name(), what));
     };
     // Echo: sizes around the framing's internal thresholds, all in flight at once.
-    const std::vector<std::size_t> sizes = {0,     1,     64,     4096,        16 * 1024,
-                                            16385, 65524, 100000, std::size_t{1} << 20};
+    const std::vector<std::size_t> sizes = {
+        0, 1, 64, 4096, 16 * 1024, 16385, 65524, 100000, std::size_t{1} << 20};
     with_server(rt, system, ServerMode::echo, [&](asio::ip::tcp::endpoint server) {
         rt.on_client([&]() -> asio::awaitable<void> {
             auto ex = co_await asio::this_coro::executor;
@@ -230,6 +233,29 @@ void check_system(Runtime& rt, System& system) {
                 }
             });
             co_await conn->close();
+        });
+        // Closing with large requests in flight completes every one of them (answered or
+        // failed) and leaves nothing behind: the tasks start in order, so four requests are
+        // queued before the fifth task closes.
+        rt.on_client([&]() -> asio::awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            const auto conn = co_await system.connect(ex, server);
+            const Bytes big = random_bytes(std::size_t{1} << 20, 99);
+            co_await parallel(5, [&](std::size_t i) -> asio::awaitable<void> {
+                if (i == 4) {
+                    co_await conn->close();
+                    co_return;
+                }
+                Bytes response;
+                try {
+                    co_await conn->request(big, response);
+                } catch (const boost::system::system_error&) {
+                    co_return;  // failed because of the close: expected
+                }
+                if (response != big) {
+                    fail("echo completed during close differs");
+                }
+            });
         });
         return 0;
     });

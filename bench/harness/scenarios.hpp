@@ -41,8 +41,7 @@ double run_handshake_rate(Runtime& rt, System& system, std::size_t connectors, T
 // Resident memory per idle established session end, in KiB: VmRSS growth while `sessions`
 // client+server session pairs are open in this process (each after one 64-byte echo), divided
 // by 2 * sessions.
-double run_idle_sessions(Runtime& rt, System& system, std::size_t sessions,
-                         std::size_t connectors);
+double run_idle_sessions(Runtime& rt, System& system, std::size_t sessions, std::size_t connectors);
 
 // Correctness smoke test before measuring: echoes of several sizes (pipelined) compared byte
 // for byte, the ack mode, and close-on-accept. Throws std::runtime_error on any mismatch.

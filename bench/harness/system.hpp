@@ -38,7 +38,7 @@ enum class ServerMode {
 };
 
 class Server {
-public:
+  public:
     virtual ~Server() = default;
     // Loopback address and port clients connect to.
     [[nodiscard]] virtual asio::ip::tcp::endpoint endpoint() const = 0;
@@ -48,7 +48,7 @@ public:
 };
 
 class Connection {
-public:
+  public:
     virtual ~Connection() = default;
     // Sends `body` as one request and completes with the response body in `response` (resized to
     // fit; its capacity is reused across calls). Many calls may be outstanding on one connection
@@ -61,7 +61,7 @@ public:
 };
 
 class System {
-public:
+  public:
     virtual ~System() = default;
     [[nodiscard]] virtual std::string_view name() const = 0;
     // Listens on 127.0.0.1 with an ephemeral port. Runs on `server_ex`.
@@ -94,9 +94,11 @@ struct SystemRegistrar {
 // Registers a system at static-initialization time; use once at namespace scope in the system's
 // source file. The executable lists every systems/*.cpp directly, so the object is never dropped
 // by the linker.
-#define SDMP_BENCH_REGISTER_SYSTEM(ident, name, column, ...)                  \
+#define SDMP_BENCH_REGISTER_SYSTEM(ident, name, column, ...)                           \
     static const ::sdmp::bench::detail::SystemRegistrar sdmp_bench_registrar_##ident { \
-        ::sdmp::bench::SystemInfo { name, column, __VA_ARGS__ }               \
+        ::sdmp::bench::SystemInfo {                                                    \
+            name, column, __VA_ARGS__                                                  \
+        }                                                                              \
     }
 
 }  // namespace sdmp::bench

@@ -17,7 +17,7 @@ struct TcpTraits {
 };
 
 class TcpSystem final : public System {
-public:
+  public:
     [[nodiscard]] std::string_view name() const override { return "tcp"; }
 
     asio::awaitable<std::unique_ptr<Server>> start_server(asio::any_io_executor server_ex,

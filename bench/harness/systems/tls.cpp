@@ -7,13 +7,13 @@
 // scheme ed25519. Every connection is a full handshake: session tickets and caches are off.
 #include "../framed.hpp"
 
-#include <boost/asio/ssl.hpp>
 #include <fmt/format.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <boost/asio/ssl.hpp>
 
 #include <stdexcept>
 
@@ -103,7 +103,8 @@ X509Ptr make_certificate(const CertSpec& spec, EVP_PKEY* subject_key, X509* issu
     X509V3_CTX ctx;
     X509V3_set_ctx_nodb(&ctx);
     X509V3_set_ctx(&ctx, issuer != nullptr ? issuer : x, x, nullptr, nullptr, 0);
-    add_extension(x, ctx, NID_basic_constraints, spec.is_ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
+    add_extension(x, ctx, NID_basic_constraints,
+                  spec.is_ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
     add_extension(x, ctx, NID_key_usage,
                   spec.is_ca ? "critical,keyCertSign" : "critical,digitalSignature");
     add_extension(x, ctx, NID_subject_key_identifier, "hash");
@@ -148,7 +149,9 @@ struct TlsTraits {
 
     std::shared_ptr<ssl::context> context;
 
-    Stream make_server_stream(tcp::socket socket) const { return Stream(std::move(socket), *context); }
+    Stream make_server_stream(tcp::socket socket) const {
+        return Stream(std::move(socket), *context);
+    }
 
     asio::awaitable<error_code> server_handshake(Stream& stream) const {
         auto [ec] = co_await stream.async_handshake(ssl::stream_base::server,
@@ -158,16 +161,16 @@ struct TlsTraits {
 };
 
 class TlsSystem final : public System {
-public:
+  public:
     TlsSystem() {
         const PkeyPtr ca_key = make_ed25519_key();
         const PkeyPtr server_key = make_ed25519_key();
         const PkeyPtr client_key = make_ed25519_key();
         const X509Ptr ca = make_certificate({"sdmp-bench CA", 1, true, nullptr, nullptr},
                                             ca_key.get(), nullptr, ca_key.get());
-        const X509Ptr server_cert = make_certificate(
-            {k_server_name, 2, false, "serverAuth", "DNS:sdmp-bench-server"}, server_key.get(),
-            ca.get(), ca_key.get());
+        const X509Ptr server_cert =
+            make_certificate({k_server_name, 2, false, "serverAuth", "DNS:sdmp-bench-server"},
+                             server_key.get(), ca.get(), ca_key.get());
         const X509Ptr client_cert =
             make_certificate({"sdmp-bench-client", 3, false, "clientAuth", nullptr},
                              client_key.get(), ca.get(), ca_key.get());
@@ -194,7 +197,7 @@ public:
         co_return std::make_unique<framed::FramedConnection<TlsStream>>(std::move(stream));
     }
 
-private:
+  private:
     std::shared_ptr<ssl::context> server_context_;
     std::shared_ptr<ssl::context> client_context_;
 };
