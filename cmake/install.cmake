@@ -4,7 +4,7 @@ include(CMakePackageConfigHelpers)
 
 set(sdmp_install_targets sdmp_crypto sdmp_protocol)
 if(TARGET sdmp_framework)
-  list(APPEND sdmp_install_targets sdmp_framework sdmp)
+  list(APPEND sdmp_install_targets sdmp_framework sdmp_all)
 endif()
 
 install(TARGETS ${sdmp_install_targets} EXPORT sdmpTargets

@@ -1,9 +1,31 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds the release preset and runs every test.
+# Installs what is missing, builds and runs every test:
+#   1. the whole suite under AddressSanitizer + UndefinedBehaviorSanitizer (one run of every
+#      test, with the sanitizers watching; it includes the benchmark smoke run),
+#   2. the framework tests under ThreadSanitizer (only what TSan checks is built),
+#   3. a short fuzzing run of every protocol parser (scripts/fuzz-smoke.sh).
+# Set SDMP_TEST_STAGES (e.g. "asan") to run fewer stages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 jobs=$(nproc)
-cmake --preset release
-cmake --build --preset release -j "$jobs"
-ctest --preset release -j "$jobs"
+stages=${SDMP_TEST_STAGES:-"asan tsan fuzz"}
+start=$SECONDS
+stage_done() { echo "== test.sh: $1 finished after $((SECONDS - start)) s"; }
+
+if [[ " $stages " == *" asan "* ]]; then
+  cmake --preset asan
+  cmake --build --preset asan -j "$jobs"
+  ctest --preset asan -j "$jobs"
+  stage_done "ASan+UBSan suite"
+fi
+if [[ " $stages " == *" tsan "* ]]; then
+  cmake --preset tsan
+  cmake --build --preset tsan -j "$jobs"
+  ctest --preset tsan -j "$jobs"
+  stage_done "TSan framework suite"
+fi
+if [[ " $stages " == *" fuzz "* ]]; then
+  scripts/fuzz-smoke.sh 10
+  stage_done "fuzz smoke"
+fi

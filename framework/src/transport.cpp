@@ -14,7 +14,8 @@ using namespace boost::asio::experimental::awaitable_operators;
 
 std::string format_endpoint(const tcp::endpoint& endpoint) {
     const auto address = endpoint.address();
-    if (address.is_v6()) return "[" + address.to_string() + "]:" + std::to_string(endpoint.port());
+    if (address.is_v6())
+        return "[" + address.to_string() + "]:" + std::to_string(endpoint.port());
     return address.to_string() + ":" + std::to_string(endpoint.port());
 }
 
@@ -22,7 +23,8 @@ asio::awaitable<tcp::socket> tcp_connect(Executor executor, EndpointSpec spec) {
     tcp::resolver resolver(executor);
     auto [rec, results] = co_await resolver.async_resolve(
         spec.host, std::to_string(spec.port), tcp::resolver::numeric_service, use_tuple);
-    if (rec) throw_error(rec, "resolve " + spec.to_string());
+    if (rec)
+        throw_error(rec, "resolve " + spec.to_string());
 
     tcp::socket socket(executor);
     boost::system::error_code last = asio::error::host_not_found;
@@ -43,7 +45,8 @@ asio::awaitable<tcp::socket> tcp_connect(Executor executor, EndpointSpec spec) {
 tcp::endpoint resolve_listen_endpoint(const EndpointSpec& spec) {
     boost::system::error_code ec;
     const auto address = asio::ip::make_address(spec.host, ec);
-    if (!ec) return {address, spec.port};
+    if (!ec)
+        return {address, spec.port};
     asio::io_context io;
     tcp::resolver resolver(io);
     auto results = resolver.resolve(spec.host, std::to_string(spec.port),
@@ -65,15 +68,17 @@ asio::awaitable<void> drain_input(tcp::socket& socket, std::size_t max_bytes) {
     std::size_t total = 0;
     while (total < max_bytes) {
         auto [ec, n] = co_await socket.async_read_some(asio::buffer(sink), use_tuple);
-        if (ec) co_return;  // end of stream (the normal case) or an error: either way, done
+        if (ec)
+            co_return;  // end of stream (the normal case) or an error: either way, done
         total += n;
     }
 }
 
 asio::awaitable<void> send_refusal(tcp::socket& socket, ByteView reply, std::size_t drain_bytes) {
-    auto [ec, n] = co_await asio::async_write(socket, asio::buffer(reply.data(), reply.size()),
-                                              use_tuple);
-    if (ec) co_return;
+    auto [ec, n] =
+        co_await asio::async_write(socket, asio::buffer(reply.data(), reply.size()), use_tuple);
+    if (ec)
+        co_return;
     boost::system::error_code ignored;
     socket.shutdown(tcp::socket::shutdown_send, ignored);
     co_await drain_input(socket, drain_bytes);
@@ -94,9 +99,13 @@ struct IoFailure {
     std::error_code error;
 };
 using ExchangeResult = std::variant<protocol::action::Done, protocol::action::Failed, IoFailure>;
+// Wrapped so that `||` does not flatten the variant into its own result.
+struct Exchanged {
+    ExchangeResult result;
+};
 
 // The exchange itself: ask the state machine, do what it says (protocol.md §3).
-asio::awaitable<ExchangeResult> exchange(tcp::socket& socket, protocol::HandshakeState& state) {
+asio::awaitable<Exchanged> exchange(tcp::socket& socket, protocol::HandshakeState& state) {
     // Reading more than asked is fine: bytes after the connection message come back as
     // Established::leftover (the peer's first records).
     std::array<std::uint8_t, 2048> buffer{};
@@ -104,20 +113,21 @@ asio::awaitable<ExchangeResult> exchange(tcp::socket& socket, protocol::Handshak
         protocol::HandshakeAction action = state.next();
         if (auto* send = std::get_if<protocol::action::Send>(&action)) {
             auto [ec, n] = co_await asio::async_write(socket, asio::buffer(send->bytes), use_tuple);
-            if (ec) co_return IoFailure{ec};
+            if (ec)
+                co_return Exchanged{IoFailure{ec}};
         } else if (std::holds_alternative<protocol::action::Need>(action)) {
             auto [ec, n] = co_await socket.async_read_some(asio::buffer(buffer), use_tuple);
             if (ec == asio::error::eof) {
                 state.feed_eof();
             } else if (ec) {
-                co_return IoFailure{ec};
+                co_return Exchanged{IoFailure{ec}};
             } else {
                 state.feed(ByteView(buffer.data(), n));
             }
         } else if (auto* done = std::get_if<protocol::action::Done>(&action)) {
-            co_return std::move(*done);
+            co_return Exchanged{std::move(*done)};
         } else {
-            co_return std::move(std::get<protocol::action::Failed>(action));
+            co_return Exchanged{std::move(std::get<protocol::action::Failed>(action))};
         }
     }
 }
@@ -137,7 +147,8 @@ std::error_code error_for(protocol::HandshakeError reason, bool refused_locally)
 
 }  // namespace
 
-asio::awaitable<HandshakeOutcome> run_handshake(tcp::socket& socket, protocol::HandshakeState& state,
+asio::awaitable<HandshakeOutcome> run_handshake(tcp::socket& socket,
+                                                protocol::HandshakeState& state,
                                                 const HandshakeOptions& options) {
     HandshakeOutcome outcome;
     Timer deadline(co_await asio::this_coro::executor);
@@ -157,7 +168,7 @@ asio::awaitable<HandshakeOutcome> run_handshake(tcp::socket& socket, protocol::H
             failed = protocol::action::Failed{protocol::HandshakeError::timeout, {}};
         }
     } else {
-        ExchangeResult& result = std::get<0>(raced);
+        ExchangeResult& result = std::get<0>(raced).result;
         if (auto* done = std::get_if<protocol::action::Done>(&result)) {
             outcome.established = std::move(done->result);
             co_return outcome;

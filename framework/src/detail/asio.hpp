@@ -46,6 +46,11 @@ using ConcurrentWakeChannel =
     throw boost::system::system_error(boost::system::error_code(ec), what);
 }
 
+// Boost.System codes (Asio's) as std::error_code, the library's internal error type.
+inline std::error_code to_std(boost::system::error_code ec) {
+    return ec;
+}
+
 // "192.0.2.1:7000" / "[2001:db8::1]:7000".
 std::string format_endpoint(const tcp::endpoint& endpoint);
 

@@ -36,7 +36,7 @@ struct SessionConfig {
     SessionOptions options;
     std::shared_ptr<const Router> router;  // may be null: every request is unknown_method
     Logger logger;
-    std::shared_ptr<Metrics> metrics;      // never null
+    std::shared_ptr<Metrics> metrics;  // never null
     crypto::CryptoProvider* provider = nullptr;
     // Client sessions close when the application drops its last Session handle; server
     // sessions belong to the server.
@@ -96,8 +96,8 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
     struct Task {
         Task(const Executor& ex, Context ctx) : timer(ex), context(std::move(ctx)) {}
         std::uint64_t serial = 0;
-        std::uint64_t request_id = 0;  // 0: notification
-        std::string metric_method;     // registered method name
+        std::uint64_t request_id = 0;      // 0: notification
+        std::string metric_method;         // registered method name
         asio::cancellation_signal signal;  // bound to the handler coroutine
         Timer timer;                       // the caller's deadline
         Context context;
@@ -126,7 +126,7 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
     void wake_writer();
     void update_queue_stats();
 
-    asio::awaitable<std::error_code> read_loop();
+    asio::awaitable<boost::system::error_code> read_loop();
     asio::awaitable<void> write_loop();
     asio::awaitable<void> keepalive_loop();
     int compression_level(std::size_t payload_size, bool no_compress) const noexcept;
@@ -140,8 +140,8 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
     void answer_now(std::uint64_t id, Status status, std::string_view message,
                     std::string_view metric_method);
 
-    std::shared_ptr<Task> make_task(std::uint64_t request_id, std::string method,
-                                    Metadata metadata, std::optional<SteadyClock::time_point> deadline);
+    std::shared_ptr<Task> make_task(std::uint64_t request_id, std::string method, Metadata metadata,
+                                    std::optional<SteadyClock::time_point> deadline);
     void start_deadline(const std::shared_ptr<Task>& task);
     asio::awaitable<void> serve_request(std::shared_ptr<Task> task, const Handler* handler,
                                         Bytes body);
@@ -193,8 +193,8 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
 
     // Peer requests and notifications being handled.
     std::uint64_t next_task_serial_ = 0;
-    std::map<std::uint64_t, std::shared_ptr<Task>> tasks_;      // by serial
-    std::unordered_map<std::uint64_t, Task*> requests_;         // by request id
+    std::map<std::uint64_t, std::shared_ptr<Task>> tasks_;  // by serial
+    std::unordered_map<std::uint64_t, Task*> requests_;     // by request id
     WakeChannel tasks_idle_;
     std::uint64_t highest_peer_request_ = 0;
 

@@ -31,7 +31,8 @@ struct HandshakeOutcome {
 
 // Runs the exchange until Done or Failed. On failure the socket is closed on return (after
 // `nope`, a shutdown of the sending side and a bounded drain when this side refuses).
-asio::awaitable<HandshakeOutcome> run_handshake(tcp::socket& socket, protocol::HandshakeState& state,
+asio::awaitable<HandshakeOutcome> run_handshake(tcp::socket& socket,
+                                                protocol::HandshakeState& state,
                                                 const HandshakeOptions& options);
 
 // Refuses a connection without a handshake (admission limits): `nope`, then as above.

@@ -3,7 +3,7 @@
 //   sdmp::Session session = co_await sdmp::connect(executor, "server.example:7000",
 //                                                  server_fingerprint, identity, trust);
 //   sdmp::Reply reply = co_await session.call("echo", sdmp::bytes_of("hi"),
-//                                             {.timeout = std::chrono::seconds(2)});
+//                                             sdmp::CallOptions{}.with_timeout(2s));
 #pragma once
 
 #include <chrono>
@@ -30,16 +30,15 @@ namespace sdmp {
 // errc::handshake_rejected (we refused the server's message: wrong or unknown key, bad
 // signature, ...), errc::handshake_timeout, errc::unknown_peer (`peer` not in `trust`), or the
 // socket/resolver error; std::invalid_argument for a malformed endpoint.
-boost::asio::awaitable<Session> connect(boost::asio::any_io_executor executor,
-                                        std::string endpoint, crypto::Fingerprint peer,
-                                        crypto::Identity identity, crypto::TrustStore trust,
-                                        ClientOptions options = {});
+boost::asio::awaitable<Session> connect(boost::asio::any_io_executor executor, std::string endpoint,
+                                        crypto::Fingerprint peer, crypto::Identity identity,
+                                        crypto::TrustStore trust, ClientOptions options = {});
 
 // The same, taking the endpoint from the trust store entry named `peer` (a name or a
 // fingerprint) whose address is set.
-boost::asio::awaitable<Session> connect(boost::asio::any_io_executor executor,
-                                        std::string peer, crypto::Identity identity,
-                                        crypto::TrustStore trust, ClientOptions options = {});
+boost::asio::awaitable<Session> connect(boost::asio::any_io_executor executor, std::string peer,
+                                        crypto::Identity identity, crypto::TrustStore trust,
+                                        ClientOptions options = {});
 
 struct ReconnectOptions {
     std::chrono::milliseconds initial_backoff{100};

@@ -37,12 +37,12 @@ struct JsonCodec {
 // StatusError (typed callers usually have no use for an error body); a reply that does not
 // decode is thrown as StatusError(invalid_argument). Transport errors as in Session::call.
 template <typename Resp, typename Codec = JsonCodec, typename Req>
-    requires BodyCodec<Codec, Req> && BodyCodec<Codec, Resp>
-boost::asio::awaitable<Resp> call_as(Session session, std::string method, Req request,
-                                     CallOptions options = {}) {
-    Reply reply = co_await session.call(std::move(method), Codec::encode(request),
-                                        std::move(options));
-    if (!reply.is_ok()) throw StatusError(reply.status, std::string(reply.text()));
+requires BodyCodec<Codec, Req> && BodyCodec<Codec, Resp> boost::asio::awaitable<Resp> call_as(
+    Session session, std::string method, Req request, CallOptions options = {}) {
+    Reply reply =
+        co_await session.call(std::move(method), Codec::encode(request), std::move(options));
+    if (!reply.is_ok())
+        throw StatusError(reply.status, std::string(reply.text()));
     std::optional<Resp> decoded;
     try {
         decoded.emplace(Codec::template decode<Resp>(reply.body));

@@ -8,8 +8,11 @@
 #include <string>
 #include <string_view>
 
+#include <boost/asio/awaitable.hpp>
 #include "sdmp/crypto/identity.hpp"
 #include "sdmp/crypto/suite.hpp"
+
+#include "sdmp/framework/options.hpp"
 #include "sdmp/framework/reply.hpp"
 
 namespace sdmp {
@@ -67,6 +70,12 @@ class Context {
 
     // The session the call arrived on: the handler may call the peer back or notify it.
     Session session() const;
+
+    // Calls `target` (any session, this one included) on behalf of this call: the remaining
+    // budget is inherited unless `options` sets an earlier deadline, so a chain of calls never
+    // outlives its first caller's deadline. Same contract as Session::call.
+    boost::asio::awaitable<Reply> call(const Session& target, std::string method, Bytes body,
+                                       CallOptions options = {}) const;
 
   private:
     friend class detail::SessionImpl;

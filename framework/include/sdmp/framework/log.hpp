@@ -43,7 +43,8 @@ class Logger {
 
     template <typename... Args>
     void log(LogLevel level, fmt::format_string<Args...> format, Args&&... args) const {
-        if (enabled(level)) sink_->write(level, fmt::format(format, std::forward<Args>(args)...));
+        if (enabled(level))
+            sink_->write(level, fmt::format(format, std::forward<Args>(args)...));
     }
     template <typename... Args>
     void debug(fmt::format_string<Args...> format, Args&&... args) const {

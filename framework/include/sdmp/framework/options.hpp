@@ -7,6 +7,8 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "sdmp/crypto/crypto_provider.hpp"
@@ -72,7 +74,7 @@ struct SessionOptions {
 // The connection-message exchange (protocol.md §3).
 struct HandshakeOptions {
     crypto::CryptoProvider* provider = nullptr;  // nullptr = crypto::default_provider()
-    std::chrono::milliseconds timeout{10000};   // protocol.md §3.6
+    std::chrono::milliseconds timeout{10000};    // protocol.md §3.6
     std::optional<std::chrono::milliseconds> max_clock_skew = std::chrono::minutes(2);
     // Initiator: the first is offered. Responder: the accepted set.
     std::vector<crypto::SuiteId> suites = {crypto::SuiteId::x25519_ed25519_aes256gcm_sha256,
@@ -96,9 +98,10 @@ struct ClientOptions {
 struct ServerOptions {
     HandshakeOptions handshake;
     SessionOptions session;
-    std::size_t threads = 1;              // used by Server::run() on the server's own io_context
-    std::size_t max_sessions = 10000;     // established sessions; more are refused with `nope`
-    std::size_t max_handshakes = 256;     // handshakes in progress; more are refused with `nope`
+    std::size_t threads = 1;           // used by Server::run() on the server's own io_context
+    std::size_t max_sessions = 10000;  // connections (handshaking or established); more
+                                       // are refused with `nope`
+    std::size_t max_handshakes = 256;  // handshakes in progress; more are refused with `nope`
     std::chrono::milliseconds drain_timeout{30000};  // graceful shutdown: in-flight calls' budget
     std::size_t replay_cache_capacity = std::size_t{1} << 16;
     int listen_backlog = 1024;
@@ -120,6 +123,29 @@ struct CallOptions {
     // for data that is already compressed, or secret data next to attacker-chosen data.
     bool no_compress = false;
     Metadata metadata;
+
+    // Chainable setters, e.g. `sdmp::CallOptions{}.with_timeout(2s).with_parent(ctx)` (GCC 12
+    // warns about designated initializers that leave members out under -Wextra).
+    CallOptions& with_timeout(std::chrono::milliseconds value) {
+        timeout = value;
+        return *this;
+    }
+    CallOptions& with_deadline(std::chrono::steady_clock::time_point value) {
+        deadline = value;
+        return *this;
+    }
+    CallOptions& with_parent(const Context& context) {
+        parent = &context;
+        return *this;
+    }
+    CallOptions& uncompressed() {
+        no_compress = true;
+        return *this;
+    }
+    CallOptions& with_metadata(std::string key, std::string value) {
+        metadata.emplace_back(std::move(key), std::move(value));
+        return *this;
+    }
 };
 
 }  // namespace sdmp

@@ -14,7 +14,9 @@ using protocol::Metadata;
 using protocol::Status;
 
 // Bytes holding a copy of `text` (bodies are bytes; this is for text and tests).
-inline Bytes bytes_of(std::string_view text) { return Bytes(text.begin(), text.end()); }
+inline Bytes bytes_of(std::string_view text) {
+    return Bytes(text.begin(), text.end());
+}
 
 // What a handler returns and what a caller receives. Statuses are values: a call that reached
 // the peer and came back with a non-ok status is not an exception.

@@ -1,6 +1,7 @@
 // The handler registry: one call per method, taking a coroutine lambda (protocol.md §6).
 //
-//   router.add("echo", [](sdmp::Context&, sdmp::Bytes body) -> boost::asio::awaitable<sdmp::Reply> {
+//   router.add("echo", [](sdmp::Context&, sdmp::Bytes body) -> boost::asio::awaitable<sdmp::Reply>
+//   {
 //       co_return sdmp::Reply::ok(std::move(body));
 //   });
 //   router.add<AddRequest, AddResponse>("add", [](sdmp::Context&, AddRequest r)
@@ -50,11 +51,12 @@ class Router {
     // bytes) or a method that is already registered.
     template <typename F>
     Router& add(std::string method, F handler) {
-        static_assert(detail::invocable_returning<boost::asio::awaitable<Reply>, F, Context&, Bytes>(),
-                      "sdmp::Router::add(method, handler): the handler must be a coroutine callable "
-                      "as (sdmp::Context&, sdmp::Bytes) returning boost::asio::awaitable<sdmp::Reply>. "
-                      "For typed bodies use add<Request, Response>(method, handler) with a handler "
-                      "(sdmp::Context&, Request) -> boost::asio::awaitable<Response>.");
+        static_assert(
+            detail::invocable_returning<boost::asio::awaitable<Reply>, F, Context&, Bytes>(),
+            "sdmp::Router::add(method, handler): the handler must be a coroutine callable "
+            "as (sdmp::Context&, sdmp::Bytes) returning boost::asio::awaitable<sdmp::Reply>. "
+            "For typed bodies use add<Request, Response>(method, handler) with a handler "
+            "(sdmp::Context&, Request) -> boost::asio::awaitable<Response>.");
         return add_handler(std::move(method), Handler(std::move(handler)));
     }
 
@@ -65,32 +67,34 @@ class Router {
         static_assert(BodyCodec<Codec, Req> && BodyCodec<Codec, Resp>,
                       "sdmp::Router::add<Req, Resp, Codec>: Codec must encode and decode Req and "
                       "Resp (for JsonCodec: define to_json/from_json or NLOHMANN_DEFINE_TYPE_*)");
-        static_assert(detail::invocable_returning<boost::asio::awaitable<Resp>, F, Context&, Req>(),
-                      "sdmp::Router::add<Req, Resp>(method, handler): the handler must be a coroutine "
-                      "callable as (sdmp::Context&, Req) returning boost::asio::awaitable<Resp>.");
-        return add_handler(
-            std::move(method),
-            Handler([h = std::move(handler)](Context& ctx,
-                                             Bytes body) -> boost::asio::awaitable<Reply> {
-                std::optional<Req> request;
-                try {
-                    request.emplace(Codec::template decode<Req>(body));
-                } catch (const std::exception& e) {
-                    co_return Reply::error(Status::invalid_argument,
-                                           std::string("request does not decode: ") + e.what());
-                }
-                Resp response = co_await h(ctx, std::move(*request));
-                co_return Reply::ok(Codec::encode(response));
-            }));
+        static_assert(
+            detail::invocable_returning<boost::asio::awaitable<Resp>, F, Context&, Req>(),
+            "sdmp::Router::add<Req, Resp>(method, handler): the handler must be a coroutine "
+            "callable as (sdmp::Context&, Req) returning boost::asio::awaitable<Resp>.");
+        return add_handler(std::move(method),
+                           Handler([h = std::move(handler)](
+                                       Context& ctx, Bytes body) -> boost::asio::awaitable<Reply> {
+                               std::optional<Req> request;
+                               try {
+                                   request.emplace(Codec::template decode<Req>(body));
+                               } catch (const std::exception& e) {
+                                   co_return Reply::error(
+                                       Status::invalid_argument,
+                                       std::string("request does not decode: ") + e.what());
+                               }
+                               Resp response = co_await h(ctx, std::move(*request));
+                               co_return Reply::ok(Codec::encode(response));
+                           }));
     }
 
     // Registers a notification handler: (Context&, Bytes) -> awaitable<void>.
     template <typename F>
     Router& on_notification(std::string method, F handler) {
-        static_assert(detail::invocable_returning<boost::asio::awaitable<void>, F, Context&, Bytes>(),
-                      "sdmp::Router::on_notification(method, handler): the handler must be a "
-                      "coroutine callable as (sdmp::Context&, sdmp::Bytes) returning "
-                      "boost::asio::awaitable<void>.");
+        static_assert(
+            detail::invocable_returning<boost::asio::awaitable<void>, F, Context&, Bytes>(),
+            "sdmp::Router::on_notification(method, handler): the handler must be a "
+            "coroutine callable as (sdmp::Context&, sdmp::Bytes) returning "
+            "boost::asio::awaitable<void>.");
         return add_notification_handler(std::move(method), NotificationHandler(std::move(handler)));
     }
 

@@ -76,7 +76,8 @@ class Server {
     boost::asio::any_io_executor get_executor() const noexcept;
 
   private:
-    std::unique_ptr<boost::asio::io_context> own_context_;
+    std::unique_ptr<boost::asio::io_context> own_context_;  // destroyed last
+    std::size_t threads_ = 1;
     std::shared_ptr<detail::ServerImpl> impl_;
 };
 

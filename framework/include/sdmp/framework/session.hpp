@@ -1,5 +1,6 @@
 // A secured, established connection: either side may call the other and send notifications
-// (protocol.md §6). A Session is a cheap, thread-safe handle.
+// (protocol.md §6). A Session is a cheap, thread-safe handle; like any Asio I/O object it must
+// not outlive the execution context (io_context, thread_pool) it runs on.
 //
 // Error contract of the outer API (Asio's convention): failures of the transport (session
 // closed, connection lost, message over the local limit) are thrown as
@@ -28,10 +29,10 @@ struct SessionStats {
     std::size_t queued_bytes = 0;      // data messages accepted and not yet written
     std::size_t max_queued_bytes = 0;  // high-water mark of queued_bytes
     std::size_t control_bytes = 0;
-    std::size_t blocked_senders = 0;   // coroutines waiting for queue space now
-    std::uint64_t send_waits = 0;      // times a sender had to wait, in total
-    std::size_t pending_calls = 0;     // our calls awaiting a response
-    std::size_t in_flight = 0;         // peer requests/notifications being handled
+    std::size_t blocked_senders = 0;  // coroutines waiting for queue space now
+    std::uint64_t send_waits = 0;     // times a sender had to wait, in total
+    std::size_t pending_calls = 0;    // our calls awaiting a response
+    std::size_t in_flight = 0;        // peer requests/notifications being handled
     bool open = false;
 };
 

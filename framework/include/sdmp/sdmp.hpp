@@ -1,0 +1,21 @@
+// sdmp: one header for applications. Link the CMake target sdmp::sdmp.
+#pragma once
+
+#include "sdmp/crypto/bytes.hpp"
+#include "sdmp/crypto/crypto_provider.hpp"
+#include "sdmp/crypto/identity.hpp"
+#include "sdmp/crypto/suite.hpp"
+#include "sdmp/crypto/trust_store.hpp"
+#include "sdmp/error.hpp"
+#include "sdmp/framework/client.hpp"
+#include "sdmp/framework/codec.hpp"
+#include "sdmp/framework/context.hpp"
+#include "sdmp/framework/endpoint.hpp"
+#include "sdmp/framework/log.hpp"
+#include "sdmp/framework/metrics.hpp"
+#include "sdmp/framework/options.hpp"
+#include "sdmp/framework/reply.hpp"
+#include "sdmp/framework/router.hpp"
+#include "sdmp/framework/server.hpp"
+#include "sdmp/framework/session.hpp"
+#include "sdmp/protocol/message.hpp"

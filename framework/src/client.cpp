@@ -1,0 +1,247 @@
+// Client side: connect (TCP + initiator handshake + session) and a reconnecting client.
+#include <random>
+
+#include "detail/session_impl.hpp"
+#include "detail/transport.hpp"
+#include "sdmp/error.hpp"
+#include "sdmp/framework/client.hpp"
+
+namespace sdmp {
+
+namespace asio = boost::asio;
+using detail::Executor;
+using detail::use_tuple;
+
+boost::asio::awaitable<Session> connect(boost::asio::any_io_executor executor, std::string endpoint,
+                                        crypto::Fingerprint peer, crypto::Identity identity,
+                                        crypto::TrustStore trust, ClientOptions options) {
+    const EndpointSpec spec = EndpointSpec::parse(endpoint);
+    if (trust.find(peer) == nullptr) {
+        // protocol.md §1: the initiator must know the responder's public identity.
+        detail::throw_error(
+            errc::unknown_peer,
+            "connect " + endpoint + ": peer " + peer.short_hex() + " is not in the trust store");
+    }
+    crypto::CryptoProvider* provider = options.handshake.provider != nullptr
+                                           ? options.handshake.provider
+                                           : &crypto::default_provider();
+    auto metrics = options.metrics ? options.metrics : std::make_shared<Metrics>();
+
+    // Everything of this connection runs on one strand, the handshake included: the `||`
+    // inside run_handshake must not race with itself on a multi-threaded executor.
+    const Executor strand = asio::make_strand(executor);
+    detail::tcp::socket socket = co_await detail::tcp_connect(strand, spec);
+
+    protocol::HandshakeConfig config;
+    config.provider = provider;
+    config.self = &identity;
+    config.trust = &trust;
+    config.max_clock_skew = options.handshake.max_clock_skew;
+    config.suites = options.handshake.suites;
+    auto state = protocol::HandshakeState::initiator(std::move(config), peer);
+    detail::HandshakeOutcome outcome = co_await asio::co_spawn(
+        strand, detail::run_handshake(socket, state, options.handshake), asio::use_awaitable);
+    if (!outcome.established) {
+        if (outcome.reason == protocol::HandshakeError::refused_by_peer) {
+            metrics->handshake_refused_by_peer();
+        } else if (outcome.refused_locally) {
+            metrics->handshake_refused(protocol::to_string(outcome.reason));
+        } else {
+            metrics->handshake_failed();
+        }
+        options.logger.info("client: handshake with {} failed: {}", endpoint,
+                            protocol::to_string(outcome.reason));
+        detail::throw_error(
+            outcome.error,
+            "connect " + endpoint + " (" + std::string(protocol::to_string(outcome.reason)) + ")");
+    }
+    metrics->handshake_completed();
+
+    detail::SessionConfig session_config{options.session, options.router, options.logger, metrics,
+                                         provider,        true,           "client"};
+    auto session = std::make_shared<detail::SessionImpl>(
+        std::move(socket), std::move(*outcome.established), std::move(session_config));
+    Session handle = session->handle();
+    asio::co_spawn(strand, session->run(),
+                   [session, logger = options.logger](std::exception_ptr error) {
+                       if (!error)
+                           return;
+                       try {
+                           std::rethrow_exception(error);
+                       } catch (const std::exception& e) {
+                           logger.error("client: session failed: {}", e.what());
+                       }
+                   });
+    co_return handle;
+}
+
+boost::asio::awaitable<Session> connect(boost::asio::any_io_executor executor, std::string peer,
+                                        crypto::Identity identity, crypto::TrustStore trust,
+                                        ClientOptions options) {
+    const crypto::TrustedPeer* entry = trust.find(std::string_view(peer));
+    if (entry == nullptr) {
+        detail::throw_error(errc::unknown_peer,
+                            "connect: '" + peer + "' is not in the trust store");
+    }
+    if (entry->address.empty()) {
+        throw std::invalid_argument("connect: trust store entry '" + peer + "' has no address");
+    }
+    std::string address = entry->address;
+    const crypto::Fingerprint fingerprint = entry->fingerprint;
+    co_return co_await connect(std::move(executor), std::move(address), fingerprint,
+                               std::move(identity), std::move(trust), std::move(options));
+}
+
+// -------------------------------------------------------------------------------------------------
+
+namespace detail {
+
+class ReconnectingClientImpl : public std::enable_shared_from_this<ReconnectingClientImpl> {
+  public:
+    ReconnectingClientImpl(Executor executor, std::string endpoint, crypto::Fingerprint peer,
+                           crypto::Identity identity, crypto::TrustStore trust,
+                           ClientOptions options, ReconnectOptions reconnect)
+        : executor_(executor),
+          strand_(asio::make_strand(executor)),
+          endpoint_(std::move(endpoint)),
+          peer_(peer),
+          identity_(std::move(identity)),
+          trust_(std::move(trust)),
+          options_(std::move(options)),
+          reconnect_(reconnect),
+          random_(std::random_device{}()) {}
+
+    static asio::awaitable<Session> session(std::shared_ptr<ReconnectingClientImpl> self) {
+        co_return co_await asio::co_spawn(self->strand_, self->session_on_strand(),
+                                          asio::use_awaitable);
+    }
+
+    void close() {
+        asio::post(strand_, [self = shared_from_this()] {
+            self->closed_ = true;
+            if (self->session_)
+                self->session_->close();
+            self->session_.reset();
+            if (self->attempt_done_)
+                self->attempt_done_->close();
+        });
+    }
+
+    std::uint64_t connects() const noexcept { return connects_.load(); }
+
+  private:
+    // Strand only.
+    asio::awaitable<Session> session_on_strand() {
+        for (;;) {
+            if (closed_)
+                throw boost::system::system_error(asio::error::operation_aborted);
+            if (session_ && session_->is_open())
+                co_return *session_;
+            if (!connecting_)
+                break;
+            // Another caller is connecting: wait for its attempt to end, then look again.
+            const auto done = attempt_done_;
+            co_await done->async_receive(use_tuple);
+        }
+        connecting_ = true;
+        attempt_done_ = std::make_shared<WakeChannel>(strand_, 1);
+        struct Finish {
+            ReconnectingClientImpl* self;
+            ~Finish() {
+                self->connecting_ = false;
+                if (self->attempt_done_)
+                    self->attempt_done_->close();  // wakes every waiter
+                self->attempt_done_.reset();
+            }
+        } finish{this};
+
+        auto delay = reconnect_.initial_backoff;
+        for (std::size_t attempt = 1;; ++attempt) {
+            std::exception_ptr failure;
+            try {
+                Session fresh =
+                    co_await connect(executor_, endpoint_, peer_, identity_, trust_, options_);
+                if (closed_) {
+                    fresh.close();
+                    throw boost::system::system_error(asio::error::operation_aborted);
+                }
+                session_ = fresh;
+                connects_.fetch_add(1);
+                co_return fresh;
+            } catch (const boost::system::system_error& e) {
+                options_.logger.info("client: connect to {} failed (attempt {}): {}", endpoint_,
+                                     attempt, e.what());
+                failure = std::current_exception();
+            }
+            if (closed_ || (reconnect_.max_attempts != 0 && attempt >= reconnect_.max_attempts)) {
+                std::rethrow_exception(failure);
+            }
+            // Exponential backoff with jitter, so clients do not reconnect in lockstep.
+            std::uniform_real_distribution<double> factor(1.0 - reconnect_.jitter,
+                                                          1.0 + reconnect_.jitter);
+            const auto jittered = std::chrono::milliseconds(
+                static_cast<std::int64_t>(static_cast<double>(delay.count()) * factor(random_)));
+            Timer timer(strand_);
+            timer.expires_after(jittered);
+            co_await timer.async_wait(asio::use_awaitable);
+            delay = std::min(reconnect_.max_backoff,
+                             std::chrono::milliseconds(static_cast<std::int64_t>(
+                                 static_cast<double>(delay.count()) * reconnect_.multiplier)));
+        }
+    }
+
+    Executor executor_;
+    Executor strand_;
+    std::string endpoint_;
+    crypto::Fingerprint peer_;
+    crypto::Identity identity_;
+    crypto::TrustStore trust_;
+    ClientOptions options_;
+    ReconnectOptions reconnect_;
+    std::mt19937_64 random_;
+
+    std::optional<Session> session_;
+    bool connecting_ = false;
+    bool closed_ = false;
+    std::shared_ptr<WakeChannel> attempt_done_;  // closed when the current attempt ends
+    std::atomic<std::uint64_t> connects_{0};
+};
+
+}  // namespace detail
+
+ReconnectingClient::ReconnectingClient(boost::asio::any_io_executor executor, std::string endpoint,
+                                       crypto::Fingerprint peer, crypto::Identity identity,
+                                       crypto::TrustStore trust, ClientOptions options,
+                                       ReconnectOptions reconnect)
+    : impl_(std::make_shared<detail::ReconnectingClientImpl>(
+          std::move(executor), std::move(endpoint), peer, std::move(identity), std::move(trust),
+          std::move(options), reconnect)) {}
+
+ReconnectingClient::~ReconnectingClient() {
+    if (impl_)
+        impl_->close();
+}
+
+boost::asio::awaitable<Session> ReconnectingClient::session() {
+    return detail::ReconnectingClientImpl::session(impl_);
+}
+
+boost::asio::awaitable<Reply> ReconnectingClient::call(std::string method, Bytes body,
+                                                       CallOptions options) {
+    // A coroutine holding its own reference: `this` may go away while the call is pending.
+    return [](std::shared_ptr<detail::ReconnectingClientImpl> impl, std::string m, Bytes b,
+              CallOptions o) -> boost::asio::awaitable<Reply> {
+        Session session = co_await detail::ReconnectingClientImpl::session(impl);
+        co_return co_await session.call(std::move(m), std::move(b), std::move(o));
+    }(impl_, std::move(method), std::move(body), std::move(options));
+}
+
+void ReconnectingClient::close() {
+    impl_->close();
+}
+
+std::uint64_t ReconnectingClient::connects() const noexcept {
+    return impl_->connects();
+}
+
+}  // namespace sdmp

@@ -1,0 +1,362 @@
+// The server: accept loops, admission limits, the responder handshake, sessions, and a
+// structured shutdown (async_run completes only after every connection coroutine, and so every
+// handler, has finished).
+#include <thread>
+#include <unordered_map>
+
+#include <boost/asio/io_context.hpp>
+
+#include "detail/session_impl.hpp"
+#include "detail/transport.hpp"
+#include "sdmp/error.hpp"
+#include "sdmp/framework/server.hpp"
+#include "sdmp/protocol/replay_cache.hpp"
+
+namespace sdmp {
+namespace detail {
+
+class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
+  public:
+    ServerImpl(Executor executor, crypto::Identity identity, crypto::TrustStore trust,
+               Router router, ServerOptions options)
+        : executor_(executor),
+          strand_(asio::make_strand(executor)),
+          identity_(std::move(identity)),
+          trust_(std::move(trust)),
+          router_(std::make_shared<const Router>(std::move(router))),
+          options_(std::move(options)),
+          metrics_(options_.metrics ? options_.metrics : std::make_shared<Metrics>()),
+          provider_(options_.handshake.provider != nullptr ? options_.handshake.provider
+                                                           : &crypto::default_provider()),
+          // protocol.md §3.5 step 6: values are remembered for the clock-skew window.
+          replay_cache_(
+              static_cast<std::uint64_t>(
+                  options_.handshake.max_clock_skew.value_or(std::chrono::minutes(2)).count()),
+              options_.replay_cache_capacity),
+          idle_(executor, 1) {}
+
+    EndpointSpec listen(std::string_view text) {
+        const EndpointSpec spec = EndpointSpec::parse(text);
+        const tcp::endpoint endpoint = resolve_listen_endpoint(spec);
+        auto acceptor = std::make_unique<tcp::acceptor>(strand_);
+        boost::system::error_code ec;
+        acceptor->open(endpoint.protocol(), ec);
+        if (!ec)
+            acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+        if (!ec)
+            acceptor->bind(endpoint, ec);
+        if (!ec)
+            acceptor->listen(options_.listen_backlog, ec);
+        if (ec)
+            throw boost::system::system_error(ec, "listen on " + spec.to_string());
+        const EndpointSpec bound = to_spec(acceptor->local_endpoint());
+        options_.logger.info("server: listening on {}", bound.to_string());
+        const std::lock_guard lock(mutex_);
+        acceptors_.push_back(std::move(acceptor));
+        return bound;
+    }
+
+    std::vector<EndpointSpec> local_endpoints() const {
+        std::vector<EndpointSpec> out;
+        const std::lock_guard lock(mutex_);
+        for (const auto& acceptor : acceptors_) {
+            boost::system::error_code ec;
+            const auto endpoint = acceptor->local_endpoint(ec);
+            if (!ec)
+                out.push_back(to_spec(endpoint));
+        }
+        return out;
+    }
+
+    static asio::awaitable<void> run(std::shared_ptr<ServerImpl> self) {
+        std::vector<tcp::acceptor*> acceptors;
+        {
+            const std::lock_guard lock(self->mutex_);
+            if (self->running_)
+                throw std::logic_error("sdmp::Server: already running");
+            self->running_ = true;
+            for (const auto& acceptor : self->acceptors_)
+                acceptors.push_back(acceptor.get());
+        }
+        for (tcp::acceptor* acceptor : acceptors) {
+            self->live_tasks_.fetch_add(1);
+            asio::co_spawn(self->strand_, self->accept_loop(*acceptor),
+                           [self](std::exception_ptr error) {
+                               if (error) {
+                                   self->options_.logger.error("server: accept loop failed");
+                                   const std::lock_guard lock(self->mutex_);
+                                   if (!self->error_)
+                                       self->error_ = error;
+                               }
+                               self->task_done();
+                           });
+        }
+        // Structured shutdown: wait for every accept loop and connection coroutine.
+        while (self->live_tasks_.load() > 0) {
+            co_await self->idle_.async_receive(use_tuple);
+        }
+        std::exception_ptr error;
+        {
+            const std::lock_guard lock(self->mutex_);
+            self->running_ = false;
+            error = self->error_;
+        }
+        if (error)
+            std::rethrow_exception(error);
+    }
+
+    void shutdown() {
+        asio::dispatch(strand_, [self = shared_from_this()] {
+            std::vector<std::shared_ptr<SessionImpl>> sessions;
+            {
+                const std::lock_guard lock(self->mutex_);
+                if (self->stopping_)
+                    return;
+                self->stopping_ = true;
+                for (const auto& acceptor : self->acceptors_) {
+                    boost::system::error_code ignored;
+                    acceptor->close(ignored);  // completes the accept loops
+                }
+                for (const auto& [ptr, session] : self->sessions_)
+                    sessions.push_back(session);
+            }
+            self->options_.logger.info("server: shutting down, {} sessions to drain",
+                                       sessions.size());
+            for (const auto& session : sessions)
+                session->close(self->options_.drain_timeout);
+        });
+    }
+
+    std::size_t session_count() const noexcept {
+        const std::lock_guard lock(mutex_);
+        return sessions_.size();
+    }
+    const std::shared_ptr<Metrics>& metrics() const noexcept { return metrics_; }
+    const Executor& executor() const noexcept { return executor_; }
+
+  private:
+    static EndpointSpec to_spec(const tcp::endpoint& endpoint) {
+        return EndpointSpec{endpoint.address().to_string(), endpoint.port()};
+    }
+
+    void task_done() {
+        if (live_tasks_.fetch_sub(1) == 1)
+            idle_.try_send(boost::system::error_code{});
+    }
+
+    asio::awaitable<void> accept_loop(tcp::acceptor& acceptor) {
+        auto self = shared_from_this();
+        for (;;) {
+            // Every connection gets its own strand (see server.hpp on threading).
+            const Executor connection_strand = asio::make_strand(executor_);
+            auto [ec, socket] = co_await acceptor.async_accept(connection_strand, use_tuple);
+            if (ec) {
+                if (ec == asio::error::operation_aborted || !acceptor.is_open())
+                    co_return;
+                options_.logger.warn("server: accept failed: {}", ec.message());
+                // Out of descriptors and the like: back off instead of spinning.
+                Timer backoff(strand_);
+                backoff.expires_after(std::chrono::milliseconds(100));
+                co_await backoff.async_wait(use_tuple);
+                continue;
+            }
+            live_tasks_.fetch_add(1);
+            asio::co_spawn(connection_strand, serve_connection(std::move(socket)),
+                           [self](std::exception_ptr error) {
+                               if (error) {
+                                   try {
+                                       std::rethrow_exception(error);
+                                   } catch (const std::exception& e) {
+                                       self->options_.logger.error("server: connection failed: {}",
+                                                                   e.what());
+                                   }
+                               }
+                               self->task_done();
+                           });
+        }
+    }
+
+    struct CountGuard {
+        std::atomic<std::size_t>* counter;
+        ~CountGuard() {
+            if (counter != nullptr)
+                counter->fetch_sub(1);
+        }
+        void release() {
+            if (counter != nullptr)
+                counter->fetch_sub(1);
+            counter = nullptr;
+        }
+    };
+
+    // One straight-line coroutine per connection: admission, handshake, session, cleanup.
+    asio::awaitable<void> serve_connection(tcp::socket socket) {
+        boost::system::error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
+        std::string remote = "?";
+        if (const auto endpoint = socket.remote_endpoint(ignored); !ignored) {
+            remote = format_endpoint(endpoint);
+        }
+
+        // Admission limits. A refusal looks like any other: `nope` (protocol.md §3.6).
+        const CountGuard connection_slot{&connections_};
+        if (connections_.fetch_add(1) + 1 > options_.max_sessions) {
+            metrics_->handshake_refused("max_sessions");
+            options_.logger.info("server: refusing {}: max_sessions reached", remote);
+            co_await refuse_connection(socket, options_.handshake);
+            co_return;
+        }
+        CountGuard handshake_slot{&handshakes_};
+        if (handshakes_.fetch_add(1) + 1 > options_.max_handshakes) {
+            metrics_->handshake_refused("max_handshakes");
+            options_.logger.info("server: refusing {}: max_handshakes reached", remote);
+            co_await refuse_connection(socket, options_.handshake);
+            co_return;
+        }
+
+        protocol::HandshakeConfig config;
+        config.provider = provider_;
+        config.self = &identity_;
+        config.trust = &trust_;
+        config.max_clock_skew = options_.handshake.max_clock_skew;
+        config.replay_cache = &replay_cache_;
+        config.suites = options_.handshake.suites;
+        auto state = protocol::HandshakeState::responder(std::move(config));
+        HandshakeOutcome outcome = co_await run_handshake(socket, state, options_.handshake);
+        handshake_slot.release();
+        if (!outcome.established) {
+            if (outcome.refused_locally) {
+                metrics_->handshake_refused(protocol::to_string(outcome.reason));
+            } else {
+                metrics_->handshake_failed();
+            }
+            // The cause stays local (protocol.md §3.6); the peer only saw `nope`.
+            options_.logger.info("server: handshake from {} failed: {}", remote,
+                                 protocol::to_string(outcome.reason));
+            co_return;
+        }
+        metrics_->handshake_completed();
+
+        SessionConfig session_config{options_.session, router_, options_.logger, metrics_,
+                                     provider_,        false,   "server"};
+        auto session = std::make_shared<SessionImpl>(
+            std::move(socket), std::move(*outcome.established), std::move(session_config));
+        bool stopping = false;
+        {
+            const std::lock_guard lock(mutex_);
+            sessions_.emplace(session.get(), session);
+            stopping = stopping_;
+        }
+        if (stopping) {
+            session->close(options_.drain_timeout);
+        } else if (options_.on_session) {
+            try {
+                options_.on_session(session->handle());
+            } catch (const std::exception& e) {
+                options_.logger.error("server: on_session threw: {}", e.what());
+            }
+        }
+        co_await session->run();
+        const std::lock_guard lock(mutex_);
+        sessions_.erase(session.get());
+    }
+
+    Executor executor_;
+    Executor strand_;  // acceptors and shutdown
+    crypto::Identity identity_;
+    crypto::TrustStore trust_;
+    std::shared_ptr<const Router> router_;
+    ServerOptions options_;
+    std::shared_ptr<Metrics> metrics_;
+    crypto::CryptoProvider* provider_;
+    protocol::ReplayCache replay_cache_;
+
+    mutable std::mutex mutex_;  // acceptors_, sessions_, flags, error_
+    std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
+    std::unordered_map<SessionImpl*, std::shared_ptr<SessionImpl>> sessions_;
+    bool stopping_ = false;
+    bool running_ = false;
+    std::exception_ptr error_;
+
+    std::atomic<std::size_t> connections_{0};
+    std::atomic<std::size_t> handshakes_{0};
+    std::atomic<std::size_t> live_tasks_{0};
+    ConcurrentWakeChannel idle_;
+};
+
+}  // namespace detail
+
+Server::Server(crypto::Identity identity, crypto::TrustStore trust, Router router,
+               ServerOptions options)
+    : own_context_(std::make_unique<boost::asio::io_context>(
+          static_cast<int>(std::max<std::size_t>(1, options.threads)))),
+      threads_(std::max<std::size_t>(1, options.threads)) {
+    impl_ = std::make_shared<detail::ServerImpl>(own_context_->get_executor(), std::move(identity),
+                                                 std::move(trust), std::move(router),
+                                                 std::move(options));
+}
+
+Server::Server(boost::asio::any_io_executor executor, crypto::Identity identity,
+               crypto::TrustStore trust, Router router, ServerOptions options)
+    : impl_(std::make_shared<detail::ServerImpl>(std::move(executor), std::move(identity),
+                                                 std::move(trust), std::move(router),
+                                                 std::move(options))) {}
+
+Server::~Server() {
+    if (impl_)
+        impl_->shutdown();
+}
+
+EndpointSpec Server::listen(std::string_view endpoint) {
+    return impl_->listen(endpoint);
+}
+
+std::vector<EndpointSpec> Server::local_endpoints() const {
+    return impl_->local_endpoints();
+}
+
+boost::asio::awaitable<void> Server::async_run() {
+    return detail::ServerImpl::run(impl_);
+}
+
+void Server::run() {
+    if (!own_context_) {
+        throw std::logic_error(
+            "sdmp::Server::run() needs a server with its own io_context; use async_run()");
+    }
+    std::exception_ptr error;
+    boost::asio::co_spawn(*own_context_, detail::ServerImpl::run(impl_),
+                          [&error](std::exception_ptr e) { error = e; });
+    std::vector<std::thread> threads;
+    for (std::size_t i = 1; i < threads_; ++i) {
+        threads.emplace_back([this] { own_context_->run(); });
+    }
+    own_context_->run();
+    for (auto& thread : threads)
+        thread.join();
+    own_context_->restart();
+    if (error)
+        std::rethrow_exception(error);
+}
+
+void Server::shutdown() {
+    impl_->shutdown();
+}
+
+std::size_t Server::session_count() const noexcept {
+    return impl_->session_count();
+}
+
+MetricsSnapshot Server::metrics() const {
+    return impl_->metrics()->snapshot();
+}
+
+std::shared_ptr<Metrics> Server::metrics_registry() const noexcept {
+    return impl_->metrics();
+}
+
+boost::asio::any_io_executor Server::get_executor() const noexcept {
+    return impl_->executor();
+}
+
+}  // namespace sdmp
