@@ -28,10 +28,11 @@ class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
           metrics_(options_.metrics ? options_.metrics : std::make_shared<Metrics>()),
           provider_(options_.handshake.provider != nullptr ? options_.handshake.provider
                                                            : &crypto::default_provider()),
-          // protocol.md §3.5 step 6: values are remembered for the clock-skew window.
+          // protocol.md §3.5 step 6: a message passes the clock check for 2 x skew of local
+          // time, so values must be remembered at least that long.
           replay_cache_(
-              static_cast<std::uint64_t>(
-                  options_.handshake.max_clock_skew.value_or(std::chrono::minutes(2)).count()),
+              2 * static_cast<std::uint64_t>(
+                      options_.handshake.max_clock_skew.value_or(std::chrono::minutes(2)).count()),
               options_.replay_cache_capacity),
           idle_(executor, 1) {}
 
