@@ -20,6 +20,12 @@ std::span<const Suite> all_suites() noexcept {
     return k_suites;
 }
 
+std::vector<SuiteId> all_suite_ids() {
+    std::vector<SuiteId> ids;
+    for (const Suite& s : all_suites()) ids.push_back(s.id);
+    return ids;
+}
+
 std::optional<Suite> find_suite(std::uint8_t id) noexcept {
     for (const Suite& suite : k_suites) {
         if (static_cast<std::uint8_t>(suite.id) == id)

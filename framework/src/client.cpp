@@ -75,6 +75,21 @@ boost::asio::awaitable<Session> connect(boost::asio::any_io_executor executor, s
     co_return handle;
 }
 
+// Plain functions (not coroutines): the default options are built here, outside any co_await
+// expression of the caller (see client.hpp).
+boost::asio::awaitable<Session> connect(boost::asio::any_io_executor executor, std::string endpoint,
+                                        crypto::Fingerprint peer, crypto::Identity identity,
+                                        crypto::TrustStore trust) {
+    return connect(std::move(executor), std::move(endpoint), peer, std::move(identity),
+                   std::move(trust), ClientOptions{});
+}
+
+boost::asio::awaitable<Session> connect(boost::asio::any_io_executor executor, std::string peer,
+                                        crypto::Identity identity, crypto::TrustStore trust) {
+    return connect(std::move(executor), std::move(peer), std::move(identity), std::move(trust),
+                   ClientOptions{});
+}
+
 boost::asio::awaitable<Session> connect(boost::asio::any_io_executor executor, std::string peer,
                                         crypto::Identity identity, crypto::TrustStore trust,
                                         ClientOptions options) {

@@ -20,12 +20,7 @@ std::uint64_t system_clock_ms() {
     return ms < 0 ? 0 : static_cast<std::uint64_t>(ms);
 }
 
-std::vector<crypto::SuiteId> default_suite_ids() {
-    std::vector<crypto::SuiteId> ids;
-    for (const crypto::Suite& s : crypto::all_suites())
-        ids.push_back(s.id);
-    return ids;
-}
+std::vector<crypto::SuiteId> default_suite_ids() { return crypto::all_suite_ids(); }
 
 namespace {
 

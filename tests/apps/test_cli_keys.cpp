@@ -110,11 +110,3 @@ TEST_CASE("wrong files give one clear line naming the file") {
     CHECK(trust.exit_code != 0);
     CHECK(trust.err.find("open.key") != std::string::npos);
 }
-
-TEST_CASE("the demo runs the whole protocol and exits 0") {
-    auto demo = run_process({SDMP_DEMO_PATH});
-    INFO(demo.out << demo.err);
-    REQUIRE(demo.exit_code == 0);
-    CHECK(demo.out.find("nope") != std::string::npos);
-    CHECK(demo.out.find("Summary") != std::string::npos);
-}

@@ -6,6 +6,7 @@
 #include <optional>
 #include <span>
 #include <string_view>
+#include <vector>
 
 namespace sdmp::crypto {
 
@@ -36,6 +37,10 @@ inline constexpr std::size_t k_aead_tag_size = 16;
 // All suites this build knows, in order of preference (the first is the default).
 std::span<const Suite> all_suites() noexcept;
 std::optional<Suite> find_suite(std::uint8_t id) noexcept;
+// The ids of all_suites(), in the same order: the default for "accept every suite". A function
+// rather than a braced list in default member initialisers, because GCC 12 rejects such a list
+// when the enclosing options struct is a defaulted argument inside a co_await expression.
+std::vector<SuiteId> all_suite_ids();
 const Suite& default_suite() noexcept;
 
 }  // namespace sdmp::crypto

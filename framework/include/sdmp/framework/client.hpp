@@ -32,13 +32,20 @@ namespace sdmp {
 // socket/resolver error; std::invalid_argument for a malformed endpoint.
 boost::asio::awaitable<Session> connect(boost::asio::any_io_executor executor, std::string endpoint,
                                         crypto::Fingerprint peer, crypto::Identity identity,
-                                        crypto::TrustStore trust, ClientOptions options = {});
+                                        crypto::TrustStore trust, ClientOptions options);
+// With default options. An overload, not a defaulted argument: GCC 12 destroys a defaulted
+// class-type argument of a call inside `co_await` twice (a double free of its vectors).
+boost::asio::awaitable<Session> connect(boost::asio::any_io_executor executor, std::string endpoint,
+                                        crypto::Fingerprint peer, crypto::Identity identity,
+                                        crypto::TrustStore trust);
 
 // The same, taking the endpoint from the trust store entry named `peer` (a name or a
 // fingerprint) whose address is set.
 boost::asio::awaitable<Session> connect(boost::asio::any_io_executor executor, std::string peer,
                                         crypto::Identity identity, crypto::TrustStore trust,
-                                        ClientOptions options = {});
+                                        ClientOptions options);
+boost::asio::awaitable<Session> connect(boost::asio::any_io_executor executor, std::string peer,
+                                        crypto::Identity identity, crypto::TrustStore trust);
 
 struct ReconnectOptions {
     std::chrono::milliseconds initial_backoff{100};

@@ -77,8 +77,7 @@ struct HandshakeOptions {
     std::chrono::milliseconds timeout{10000};    // protocol.md §3.6
     std::optional<std::chrono::milliseconds> max_clock_skew = std::chrono::minutes(2);
     // Initiator: the first is offered. Responder: the accepted set.
-    std::vector<crypto::SuiteId> suites = {crypto::SuiteId::x25519_ed25519_aes256gcm_sha256,
-                                           crypto::SuiteId::x25519_ed25519_chacha20poly1305_sha256};
+    std::vector<crypto::SuiteId> suites = crypto::all_suite_ids();
     // Refusing with `nope`: after writing it we shut down sending and read and discard what the
     // peer still sends, up to these bounds, so our close does not become a reset that could
     // destroy the `nope` in flight (protocol.md §3.6).
