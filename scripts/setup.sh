@@ -14,6 +14,7 @@ packages=(
   nlohmann-json3-dev # JSON bodies (typed handlers, sample services)
   libsqlite3-dev     # durable storage for the sample services
   libssl-dev         # the TLS 1.3 baseline in the benchmark only
+  clang libclang-rt-14-dev  # libFuzzer targets (fuzz preset, scripts/fuzz-smoke.sh)
 )
 
 missing=()

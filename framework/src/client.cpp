@@ -137,6 +137,9 @@ class ReconnectingClientImpl : public std::enable_shared_from_this<ReconnectingC
             if (self->session_)
                 self->session_->close();
             self->session_.reset();
+            // A connecting session() may be waiting out its backoff: end the wait now.
+            if (self->backoff_ != nullptr)
+                self->backoff_->cancel();
             if (self->attempt_done_)
                 self->attempt_done_->close();
         });
@@ -184,13 +187,15 @@ class ReconnectingClientImpl : public std::enable_shared_from_this<ReconnectingC
                 connects_.fetch_add(1);
                 co_return fresh;
             } catch (const boost::system::system_error& e) {
+                // The code's message only: what() may carry Boost source locations.
                 options_.logger.info("client: connect to {} failed (attempt {}): {}", endpoint_,
-                                     attempt, e.what());
+                                     attempt, e.code().message());
                 failure = std::current_exception();
             }
-            if (closed_ || (reconnect_.max_attempts != 0 && attempt >= reconnect_.max_attempts)) {
+            if (closed_)
+                throw boost::system::system_error(asio::error::operation_aborted);
+            if (reconnect_.max_attempts != 0 && attempt >= reconnect_.max_attempts)
                 std::rethrow_exception(failure);
-            }
             // Exponential backoff with jitter, so clients do not reconnect in lockstep.
             std::uniform_real_distribution<double> factor(1.0 - reconnect_.jitter,
                                                           1.0 + reconnect_.jitter);
@@ -198,7 +203,18 @@ class ReconnectingClientImpl : public std::enable_shared_from_this<ReconnectingC
                 static_cast<std::int64_t>(static_cast<double>(delay.count()) * factor(random_)));
             Timer timer(strand_);
             timer.expires_after(jittered);
-            co_await timer.async_wait(asio::use_awaitable);
+            {
+                // close() cancels the wait (both run on the strand); the guard also clears the
+                // pointer if this frame is destroyed while suspended.
+                struct BackoffGuard {
+                    Timer*& slot;
+                    ~BackoffGuard() { slot = nullptr; }
+                } guard{backoff_};
+                backoff_ = &timer;
+                co_await timer.async_wait(use_tuple);
+            }
+            if (closed_)
+                throw boost::system::system_error(asio::error::operation_aborted);
             delay = std::min(reconnect_.max_backoff,
                              std::chrono::milliseconds(static_cast<std::int64_t>(
                                  static_cast<double>(delay.count()) * reconnect_.multiplier)));
@@ -219,6 +235,7 @@ class ReconnectingClientImpl : public std::enable_shared_from_this<ReconnectingC
     bool connecting_ = false;
     bool closed_ = false;
     std::shared_ptr<WakeChannel> attempt_done_;  // closed when the current attempt ends
+    Timer* backoff_ = nullptr;  // the backoff being waited out, if any (strand only)
     std::atomic<std::uint64_t> connects_{0};
 };
 

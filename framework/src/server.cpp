@@ -1,6 +1,10 @@
 // The server: accept loops, admission limits, the responder handshake, sessions, and a
 // structured shutdown (async_run completes only after every connection coroutine, and so every
 // handler, has finished).
+#include <algorithm>
+#include <array>
+#include <list>
+#include <map>
 #include <thread>
 #include <unordered_map>
 
@@ -15,6 +19,117 @@
 namespace sdmp {
 namespace detail {
 
+// Per-source handshake admission (ServerOptions::source_limits): a token bucket and a count of
+// handshakes in progress per source, in a bounded table. Thread-safe (connections of every
+// strand consult it); each call is O(log n) under one short lock.
+class SourceLimiter {
+  public:
+    // Family byte, then the IPv4 address or the IPv6 /64 prefix.
+    using Key = std::array<std::uint8_t, 9>;
+    enum class Verdict { admitted, unlimited, rate_limited, too_many_handshakes };
+
+    explicit SourceLimiter(const SourceLimits& limits)
+        : rate_(limits.handshake_rate > 0 ? limits.handshake_rate : 0.0),
+          burst_(std::max(1.0, limits.handshake_burst)),
+          max_active_(limits.max_handshakes_per_source),
+          max_sources_(std::max<std::size_t>(1, limits.max_sources)),
+          exempt_loopback_(limits.exempt_loopback) {}
+
+    // `admitted`: the caller must call release(key) when the handshake ends. `unlimited`:
+    // nothing to release (limits off or an exempt source).
+    Verdict admit(asio::ip::address address, Key& key) {
+        if (rate_ == 0.0 && max_active_ == 0)
+            return Verdict::unlimited;
+        if (address.is_v6() && address.to_v6().is_v4_mapped())
+            address = asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6());
+        if (exempt_loopback_ && address.is_loopback())
+            return Verdict::unlimited;
+        key = key_of(address);
+
+        const auto now = SteadyClock::now();
+        const std::lock_guard lock(mutex_);
+        auto it = entries_.find(key);
+        if (it == entries_.end()) {
+            evict(max_sources_ - 1);  // make room first: the new entry must stay
+            it = entries_.emplace(key, Entry{burst_, now, 0, lru_.end()}).first;
+            it->second.lru = lru_.insert(lru_.begin(), key);
+        } else if (it->second.lru != lru_.end()) {
+            lru_.splice(lru_.begin(), lru_, it->second.lru);  // most recently seen
+        }
+        Entry& entry = it->second;
+        if (rate_ > 0.0) {
+            const double elapsed = std::chrono::duration<double>(now - entry.refilled).count();
+            entry.tokens = std::min(burst_, entry.tokens + elapsed * rate_);
+            entry.refilled = now;
+            if (entry.tokens < 1.0)
+                return Verdict::rate_limited;
+            entry.tokens -= 1.0;
+        }
+        if (max_active_ != 0 && entry.active >= max_active_)
+            return Verdict::too_many_handshakes;
+        if (entry.active++ == 0) {
+            // In progress: pinned (out of the eviction order) until its last handshake ends,
+            // so the count cannot be lost.
+            lru_.erase(entry.lru);
+            entry.lru = lru_.end();
+        }
+        return Verdict::admitted;
+    }
+
+    void release(const Key& key) {
+        const std::lock_guard lock(mutex_);
+        const auto it = entries_.find(key);
+        if (it == entries_.end() || it->second.active == 0)
+            return;
+        if (--it->second.active == 0) {
+            it->second.lru = lru_.insert(lru_.begin(), key);
+            evict(max_sources_);
+        }
+    }
+
+  private:
+    struct Entry {
+        double tokens;
+        SteadyClock::time_point refilled;
+        std::size_t active;            // handshakes in progress
+        std::list<Key>::iterator lru;  // lru_.end() while pinned
+    };
+
+    static Key key_of(const asio::ip::address& address) {
+        Key key{};
+        if (address.is_v4()) {
+            key[0] = 4;
+            const auto bytes = address.to_v4().to_bytes();
+            std::copy(bytes.begin(), bytes.end(), key.begin() + 1);
+        } else {
+            key[0] = 6;
+            const auto bytes = address.to_v6().to_bytes();
+            std::copy(bytes.begin(), bytes.begin() + 8, key.begin() + 1);  // the /64 prefix
+        }
+        return key;
+    }
+
+    // Forgets the sources seen least recently while the table holds more than `bound`. Pinned
+    // entries are not in lru_, so they are never forgotten.
+    void evict(std::size_t bound) {
+        while (entries_.size() > bound && !lru_.empty()) {
+            entries_.erase(lru_.back());
+            lru_.pop_back();
+        }
+    }
+
+    const double rate_;
+    const double burst_;
+    const std::size_t max_active_;
+    const std::size_t max_sources_;
+    const bool exempt_loopback_;
+
+    std::mutex mutex_;
+    // An ordered map: its cost cannot be driven up by sources chosen to collide.
+    std::map<Key, Entry> entries_;
+    std::list<Key> lru_;  // unpinned entries, most recently seen first
+};
+
 class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
   public:
     ServerImpl(Executor executor, crypto::Identity identity, crypto::TrustStore trust,
@@ -22,7 +137,7 @@ class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
         : executor_(executor),
           strand_(asio::make_strand(executor)),
           identity_(std::move(identity)),
-          trust_(std::move(trust)),
+          trust_(std::make_shared<const crypto::TrustStore>(std::move(trust))),
           router_(std::make_shared<const Router>(std::move(router))),
           options_(std::move(options)),
           metrics_(options_.metrics ? options_.metrics : std::make_shared<Metrics>()),
@@ -34,6 +149,7 @@ class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
               2 * static_cast<std::uint64_t>(
                       options_.handshake.max_clock_skew.value_or(std::chrono::minutes(2)).count()),
               options_.replay_cache_capacity),
+          sources_(options_.source_limits),
           idle_(executor, 1) {}
 
     EndpointSpec listen(std::string_view text) {
@@ -132,6 +248,29 @@ class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
         const std::lock_guard lock(mutex_);
         return sessions_.size();
     }
+
+    std::size_t update_trust(crypto::TrustStore trust) {
+        auto fresh = std::make_shared<const crypto::TrustStore>(std::move(trust));
+        std::vector<std::shared_ptr<SessionImpl>> removed;
+        {
+            // Swapped and scanned under the lock that also guards registering a new session,
+            // so no session of a removed peer can slip in between (see serve_connection).
+            const std::lock_guard lock(mutex_);
+            trust_ = fresh;
+            for (const auto& [ptr, session] : sessions_) {
+                if (fresh->find(session->peer()->fingerprint) == nullptr)
+                    removed.push_back(session);
+            }
+        }
+        options_.logger.info("server: trust store updated: {} peers; closing {} sessions",
+                             fresh->size(), removed.size());
+        for (const auto& session : removed) {
+            options_.logger.info("server: closing session of {}: no longer trusted",
+                                 session->peer()->fingerprint.short_hex());
+            session->abort(errc::unknown_peer);
+        }
+        return removed.size();
+    }
     const std::shared_ptr<Metrics>& metrics() const noexcept { return metrics_; }
     const Executor& executor() const noexcept { return executor_; }
 
@@ -190,13 +329,30 @@ class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
         }
     };
 
+    // Holds a source's handshake slot (SourceLimiter::admit) until the handshake ends.
+    struct SourceSlot {
+        SourceLimiter* limiter = nullptr;
+        SourceLimiter::Key key{};
+        SourceSlot() = default;
+        SourceSlot(const SourceSlot&) = delete;
+        SourceSlot& operator=(const SourceSlot&) = delete;
+        ~SourceSlot() { release(); }
+        void release() {
+            if (limiter != nullptr)
+                limiter->release(key);
+            limiter = nullptr;
+        }
+    };
+
     // One straight-line coroutine per connection: admission, handshake, session, cleanup.
     asio::awaitable<void> serve_connection(tcp::socket socket) {
         boost::system::error_code ignored;
         socket.set_option(tcp::no_delay(true), ignored);
         std::string remote = "?";
+        std::optional<asio::ip::address> remote_address;
         if (const auto endpoint = socket.remote_endpoint(ignored); !ignored) {
             remote = format_endpoint(endpoint);
+            remote_address = endpoint.address();
         }
 
         // Admission limits. A refusal looks like any other: `nope` (protocol.md §3.6).
@@ -207,24 +363,57 @@ class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
             co_await refuse_connection(socket, options_.handshake);
             co_return;
         }
+        // Per source before the global handshake slots, so a flooding source does not take
+        // them even for a moment.
+        SourceSlot source_slot;
+        if (remote_address) {
+            switch (sources_.admit(*remote_address, source_slot.key)) {
+                case SourceLimiter::Verdict::admitted:
+                    source_slot.limiter = &sources_;
+                    break;
+                case SourceLimiter::Verdict::unlimited:
+                    break;
+                case SourceLimiter::Verdict::rate_limited:
+                    metrics_->handshake_refused("rate_limited");
+                    options_.logger.info("server: refusing {}: handshake rate limit", remote);
+                    co_await refuse_connection(socket, options_.handshake);
+                    co_return;
+                case SourceLimiter::Verdict::too_many_handshakes:
+                    metrics_->handshake_refused("max_handshakes_per_source");
+                    options_.logger.info("server: refusing {}: max_handshakes_per_source", remote);
+                    co_await refuse_connection(socket, options_.handshake);
+                    co_return;
+            }
+        }
         CountGuard handshake_slot{&handshakes_};
         if (handshakes_.fetch_add(1) + 1 > options_.max_handshakes) {
+            // Refusing is not a handshake: the slots go back before the (bounded) drain.
+            handshake_slot.release();
+            source_slot.release();
             metrics_->handshake_refused("max_handshakes");
             options_.logger.info("server: refusing {}: max_handshakes reached", remote);
             co_await refuse_connection(socket, options_.handshake);
             co_return;
         }
 
+        // This handshake keeps the store it started with, even if update_trust() swaps it.
+        std::shared_ptr<const crypto::TrustStore> trust;
+        {
+            const std::lock_guard lock(mutex_);
+            trust = trust_;
+        }
+        options_.logger.debug("server: handshake with {} started", remote);
         protocol::HandshakeConfig config;
         config.provider = provider_;
         config.self = &identity_;
-        config.trust = &trust_;
+        config.trust = trust.get();
         config.max_clock_skew = options_.handshake.max_clock_skew;
         config.replay_cache = &replay_cache_;
         config.suites = options_.handshake.suites;
         auto state = protocol::HandshakeState::responder(std::move(config));
         HandshakeOutcome outcome = co_await run_handshake(socket, state, options_.handshake);
         handshake_slot.release();
+        source_slot.release();
         if (!outcome.established) {
             if (outcome.refused_locally) {
                 metrics_->handshake_refused(protocol::to_string(outcome.reason));
@@ -240,13 +429,24 @@ class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
 
         SessionConfig session_config{options_.session, router_, options_.logger, metrics_,
                                      provider_,        false,   "server"};
+        const crypto::Fingerprint peer = outcome.established->peer_fingerprint;
         auto session = std::make_shared<SessionImpl>(
             std::move(socket), std::move(*outcome.established), std::move(session_config));
         bool stopping = false;
+        bool revoked = false;
         {
             const std::lock_guard lock(mutex_);
-            sessions_.emplace(session.get(), session);
+            // update_trust() ran during the handshake and removed this peer: the session
+            // would have been closed had it been registered a moment earlier.
+            revoked = trust_ != trust && trust_->find(peer) == nullptr;
+            if (!revoked)
+                sessions_.emplace(session.get(), session);
             stopping = stopping_;
+        }
+        if (revoked) {
+            options_.logger.info("server: closing session of {}: no longer trusted",
+                                 peer.short_hex());
+            co_return;  // never run: dropping it closes the socket
         }
         if (stopping) {
             session->close(options_.drain_timeout);
@@ -265,14 +465,15 @@ class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
     Executor executor_;
     Executor strand_;  // acceptors and shutdown
     crypto::Identity identity_;
-    crypto::TrustStore trust_;
+    std::shared_ptr<const crypto::TrustStore> trust_;  // guarded by mutex_
     std::shared_ptr<const Router> router_;
     ServerOptions options_;
     std::shared_ptr<Metrics> metrics_;
     crypto::CryptoProvider* provider_;
     protocol::ReplayCache replay_cache_;
+    SourceLimiter sources_;
 
-    mutable std::mutex mutex_;  // acceptors_, sessions_, flags, error_
+    mutable std::mutex mutex_;  // acceptors_, sessions_, trust_, flags, error_
     std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
     std::unordered_map<SessionImpl*, std::shared_ptr<SessionImpl>> sessions_;
     bool stopping_ = false;
@@ -346,6 +547,10 @@ void Server::shutdown() {
 
 std::size_t Server::session_count() const noexcept {
     return impl_->session_count();
+}
+
+std::size_t Server::update_trust(crypto::TrustStore trust) {
+    return impl_->update_trust(std::move(trust));
 }
 
 MetricsSnapshot Server::metrics() const {

@@ -1,7 +1,7 @@
 // Links every layer through the installed package: an identity (crypto), a connection message
 // (protocol) and a router (framework).
-#include <sdmp/sdmp.hpp>
 #include <sdmp/protocol/handshake.hpp>
+#include <sdmp/sdmp.hpp>
 
 #include <iostream>
 #include <variant>
@@ -11,7 +11,8 @@ int main() {
     auto self = sdmp::crypto::Identity::generate(provider);
     auto peer = sdmp::crypto::Identity::generate(provider);
     sdmp::crypto::TrustStore trust;
-    if (trust.add({peer.public_identity(), peer.fingerprint(), "peer", ""})) return 1;
+    if (trust.add({peer.public_identity(), peer.fingerprint(), "peer", ""}))
+        return 1;
 
     sdmp::protocol::HandshakeConfig config;
     config.provider = &provider;
@@ -25,7 +26,8 @@ int main() {
     router.add("echo", [](sdmp::Context&, sdmp::Bytes body) -> boost::asio::awaitable<sdmp::Reply> {
         co_return sdmp::Reply::ok(std::move(body));
     });
-    if (send == nullptr || router.find("echo") == nullptr) return 1;
+    if (send == nullptr || router.find("echo") == nullptr)
+        return 1;
     std::cout << "consumer ok " << send->bytes.size() << "\n";
     return 0;
 }

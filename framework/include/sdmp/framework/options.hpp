@@ -27,9 +27,12 @@ class Session;
 
 // How the writer picks the DEFLATE level of each record (protocol.md §5.1).
 enum class CompressionPolicy : unsigned char {
-    never,      // level 0 (stored blocks) always
-    automatic,  // level 0 below `compress_threshold`, `compression_level` above
-    always,     // `compression_level` for every record
+    never,  // level 0 (stored blocks) always
+    // Level 0 below `compress_threshold`; above it, a 4 KiB sample of the record is compressed
+    // and `compression_level` is used only when the sample shrank by at least a tenth (after
+    // samples that did not, up to 64 large records go out at level 0 before the next probe).
+    automatic,
+    always,  // `compression_level` for every record
 };
 
 struct SessionOptions {
@@ -53,7 +56,7 @@ struct SessionOptions {
     // The writer coalesces queued messages into one record up to this payload size.
     std::size_t max_record_payload = std::size_t{256} << 10;
     CompressionPolicy compression = CompressionPolicy::automatic;
-    std::size_t compress_threshold = 1024;  // bytes of payload (automatic policy)
+    std::size_t compress_threshold = 4096;  // bytes of payload (automatic policy)
     int compression_level = 1;              // libdeflate level used when compressing
     // Send a ping after this long without receiving anything; close when the peer still sends
     // nothing for as long again. 0 = off.
@@ -94,6 +97,29 @@ struct ClientOptions {
     std::shared_ptr<Metrics> metrics;  // nullptr = a private instance
 };
 
+// Per-source admission limits of a server's handshakes (a handshake costs the responder three
+// X25519 agreements and two Ed25519 operations; protocol.md §3.5). A source is the remote IPv4
+// address, or the /64 prefix of an IPv6 address (one host usually owns a whole /64; an
+// IPv4-mapped IPv6 address counts as its IPv4 address). A connection over either limit is
+// refused like every admission refusal: `nope`, then close (protocol.md §3.6).
+struct SourceLimits {
+    // Token bucket per source: `handshake_rate` new connections per second on average, up to
+    // `handshake_burst` (at least 1) at once. A rate of 0 = no rate limit.
+    double handshake_rate = 50.0;
+    double handshake_burst = 100.0;
+    // Handshakes in progress from one source (so one source cannot take every one of
+    // ServerOptions::max_handshakes with stalled handshakes). 0 = no per-source limit.
+    std::size_t max_handshakes_per_source = 64;
+    // Sources remembered; when full, the source seen least recently is forgotten (its bucket
+    // starts full again when it comes back). Sources with a handshake in progress are always
+    // kept, so the table holds at most max_sources entries plus those (in steady state at most
+    // ServerOptions::max_handshakes).
+    std::size_t max_sources = 16384;
+    // Loopback peers (127.0.0.0/8, ::1) are not limited: they are local processes, or a local
+    // proxy through which every remote peer would appear as one source.
+    bool exempt_loopback = true;
+};
+
 struct ServerOptions {
     HandshakeOptions handshake;
     SessionOptions session;
@@ -109,6 +135,7 @@ struct ServerOptions {
     // Called on the session's strand once a session is established (e.g. to keep a handle for
     // server-initiated calls). Must not block.
     std::function<void(const Session&)> on_session;
+    SourceLimits source_limits;  // per-source handshake rate and concurrency (see above)
 };
 
 struct CallOptions {

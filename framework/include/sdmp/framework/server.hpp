@@ -14,6 +14,19 @@
 // strand on which all of its coroutines run (handshake, reader, writer, handlers). A busy
 // session therefore never pins a thread, any thread can pick up any session, and no session
 // state needs a lock.
+//
+// Admission (ServerOptions, defaults in options.hpp): every connection over a limit is refused
+// exactly like a failed handshake, `nope` then close (protocol.md §3.6), and counted in
+// MetricsSnapshot::handshakes_refused under the limit's name.
+//   max_sessions (10 000)        connections, handshaking or established  "max_sessions"
+//   source_limits.handshake_rate / handshake_burst (50/s, burst 100)
+//                                new connections per source               "rate_limited"
+//   source_limits.max_handshakes_per_source (64)
+//                                handshakes in progress per source "max_handshakes_per_source"
+//   max_handshakes (256)         handshakes in progress in total          "max_handshakes"
+//   handshake.timeout (10 s)     a handshake not done by then gets `nope` "timeout"
+// A source is an IPv4 address or an IPv6 /64; loopback is exempt by default
+// (SourceLimits::exempt_loopback); at most source_limits.max_sources (16 384) are remembered.
 #pragma once
 
 #include <memory>
@@ -69,6 +82,14 @@ class Server {
     // session, lets calls in flight finish for up to ServerOptions::drain_timeout, cancels what
     // remains, closes. async_run()/run() complete after that.
     void shutdown();
+
+    // Replaces the trust store (key rotation, revocation; e.g. on SIGHUP). Thread-safe, returns
+    // at once. Handshakes that start afterwards use `trust`: a removed peer is refused with
+    // `nope`, an added one gets in. A handshake already in progress finishes with the store it
+    // started with, but its session is closed at once if its peer is not in `trust`.
+    // Established sessions whose peer is not in `trust` are aborted (their calls in flight are
+    // cancelled); the others are left alone. Returns how many sessions it aborted.
+    std::size_t update_trust(crypto::TrustStore trust);
 
     std::size_t session_count() const noexcept;
     MetricsSnapshot metrics() const;
