@@ -344,6 +344,16 @@ TEST_CASE("graceful shutdown finishes every call in flight and loses none",
             co_await wait(started);
 
         server.server().shutdown();
+        // shutdown() returns before the goaway reaches us; a call sent before it arrives could
+        // still be admitted. Wait until this side has seen it (the session API has no event for
+        // it, so re-check on a short timer, bounded by the safety net).
+        asio::steady_timer tick(executor);
+        const auto give_up = std::chrono::steady_clock::now() + k_safety_net;
+        while (session.is_open() && std::chrono::steady_clock::now() < give_up) {
+            tick.expires_after(std::chrono::milliseconds(1));
+            co_await tick.async_wait(asio::use_awaitable);
+        }
+        REQUIRE_FALSE(session.is_open());
         // A new call during the drain is not handled, and says so.
         const sdmp::Reply late = co_await session.call("slow", sdmp::bytes_of("late"));
         CHECK(late.status == sdmp::Status::shutting_down);
