@@ -22,7 +22,8 @@ std::span<const Suite> all_suites() noexcept {
 
 std::vector<SuiteId> all_suite_ids() {
     std::vector<SuiteId> ids;
-    for (const Suite& s : all_suites()) ids.push_back(s.id);
+    for (const Suite& s : all_suites())
+        ids.push_back(s.id);
     return ids;
 }
 

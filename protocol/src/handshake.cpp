@@ -20,7 +20,9 @@ std::uint64_t system_clock_ms() {
     return ms < 0 ? 0 : static_cast<std::uint64_t>(ms);
 }
 
-std::vector<crypto::SuiteId> default_suite_ids() { return crypto::all_suite_ids(); }
+std::vector<crypto::SuiteId> default_suite_ids() {
+    return crypto::all_suite_ids();
+}
 
 namespace {
 
