@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 cmake --preset release >/dev/null
 cmake --build --preset release --target sdmp-demo
-exec build/release/apps/sdmp-demo "$@"
+exec build/release/apps/sdmp-demo/sdmp-demo "$@"
