@@ -1,10 +1,19 @@
 // One established session (protocol.md §5, §6). Every function of SessionImpl runs on the
 // session's strand unless its comment says otherwise; see detail/session_impl.hpp.
+#include <time.h>
+
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <utility>
 #include <variant>
 #include <vector>
+
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/prefer.hpp>
 
 #include "detail/session_impl.hpp"
 #include "sdmp/error.hpp"
@@ -17,6 +26,23 @@ namespace {
 constexpr std::size_t k_write_batch = std::size_t{1} << 20;  // record bytes per socket write
 constexpr std::size_t k_min_read = std::size_t{16} << 10;
 constexpr std::size_t k_max_read = std::size_t{1} << 20;
+// The writer's buffer is given back when it is larger than this and four times what a batch
+// needs: a session that stops sending large messages does not keep their size, while one that
+// keeps sending them does not allocate (and page-fault) a fresh buffer per write.
+constexpr std::size_t k_keep_wire = std::size_t{256} << 10;
+// Emptied segment buffers kept for reuse (bounded in number and size: idle memory).
+constexpr std::size_t k_max_spares = 2;
+constexpr std::size_t k_max_spare_capacity = std::size_t{512} << 10;
+// Idle handler workers a session keeps (more exit); two make a burst of requests cost one
+// wake-up in the steady state (see schedule()).
+constexpr std::size_t k_max_idle_workers = 2;
+// CompressionPolicy::automatic: bytes of a large record compressed to estimate whether it
+// compresses, the saving that makes compressing worth it (1/10), and how many large records
+// at most go out unprobed after samples that did not shrink (protocol.md §5.1).
+constexpr std::size_t k_probe_window = 4096;
+// Bodies at least this large are not copied into the send queue but gathered by the sealer.
+constexpr std::size_t k_gather_min = std::size_t{64} << 10;
+constexpr std::uint32_t k_max_probe_backoff = 64;
 constexpr std::string_view k_unknown_method_metric = "<unknown>";
 // A received timeout above this is treated as this (keeps time_point arithmetic in range).
 constexpr std::uint64_t k_max_timeout_ms = std::uint64_t{366} * 24 * 3600 * 1000;
@@ -51,6 +77,20 @@ std::string_view cancel_message(Status reason) {
     }
 }
 
+// The steady clock read cheaply (a few ns instead of ~40 here), a few milliseconds behind:
+// good enough for keepalive and idle bookkeeping, which happen per message. libstdc++'s
+// steady_clock is CLOCK_MONOTONIC, the same epoch.
+SteadyClock::time_point coarse_now() noexcept {
+#if defined(CLOCK_MONOTONIC_COARSE)
+    timespec ts{};
+    if (::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) == 0) {
+        return SteadyClock::time_point(std::chrono::duration_cast<SteadyClock::duration>(
+            std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)));
+    }
+#endif
+    return SteadyClock::now();
+}
+
 }  // namespace
 
 // The application's share of a session. Client sessions close when the last one goes away.
@@ -71,6 +111,129 @@ class SessionImpl::HandleBlock {
     bool owning_;
 };
 
+// One call: made by the initiation on the caller's thread, then owned by the strand (inbox,
+// pending_). It completes exactly once, in finish_call(), by posting the caller's handler to
+// the caller's executor. Everything but the fields set before submit() is strand-only.
+struct SessionImpl::CallOp : SessionImpl::SpaceWaiter {
+    enum class Phase : unsigned char { submitted, waiting_space, sent, done };
+
+    explicit CallOp(std::shared_ptr<SessionImpl> s) : session(std::move(s)) {}
+
+    // Space granted (release()) or the wait failed (fail_waiters()).
+    void on_space() override {
+        if (failed) {
+            session->finish_call(*this, failed, std::nullopt);
+        } else if (granted) {
+            session->call_granted(*this);
+        }
+    }
+    // Posts the handler with the outcome: exactly one of `error`/`reply`.
+    virtual void deliver(std::exception_ptr error, Reply reply) = 0;
+
+    std::shared_ptr<SessionImpl> session;
+    // Set by the initiation.
+    std::string method;
+    Bytes body;
+    Metadata metadata;
+    bool no_compress = false;
+    SteadyClock::time_point started;
+    std::optional<SteadyClock::time_point> deadline;
+    // Strand-only.
+    std::uint64_t id = 0;
+    Bytes encoded;  // the request, while it waits for queue space
+    std::optional<Timer> timer;
+    Phase phase = Phase::submitted;
+    bool cancel_requested = false;
+};
+
+template <typename Handler>
+struct SessionImpl::CallOpImpl final : SessionImpl::CallOp {
+    CallOpImpl(std::shared_ptr<SessionImpl> s, Handler h)
+        : CallOp(std::move(s)), handler(std::move(h)), work(target_of(handler, *session)) {}
+
+    // The caller's executor. Its context must not run out of work while the call is pending;
+    // on the session's own context the session's operations (the pending read, the posted
+    // inbox drain, timers, the posted completion) already see to that, so the tracking
+    // executor is only made for other contexts.
+    static Executor target_of(const Handler& handler, const SessionImpl& session) {
+        Executor ex = asio::get_associated_executor(handler, session.strand());
+        if (&asio::query(ex, asio::execution::context) ==
+            &asio::query(session.strand(), asio::execution::context)) {
+            return ex;
+        }
+        return asio::prefer(ex, asio::execution::outstanding_work.tracked);
+    }
+
+    void deliver(std::exception_ptr error, Reply reply) override {
+        const Executor target = std::move(work);
+        asio::post(target,
+                   [h = std::move(handler), error, r = std::move(reply), s = session]() mutable {
+                       // Active until here: calls finished but not yet resumed are a burst about to
+                       // return (see submit).
+                       s->calls_active_.fetch_sub(1, std::memory_order_relaxed);
+                       // The canceller lives in the caller's slot: removed in the caller's context.
+                       asio::get_associated_cancellation_slot(h).clear();
+                       std::move(h)(error, std::move(r));
+                   });
+    }
+
+    Handler handler;
+    Executor work;
+};
+
+// Runs on the caller's thread: makes the CallOp, hooks the caller's cancellation slot to it and
+// hands it to the strand through the inbox.
+struct SessionImpl::CallInitiation {
+    // Emitted in the caller's context; the cancellation itself happens on the strand.
+    struct Canceller {
+        std::weak_ptr<CallOp> op;
+        void operator()(asio::cancellation_type type) const {
+            if ((type & (asio::cancellation_type::terminal | asio::cancellation_type::partial |
+                         asio::cancellation_type::total)) == asio::cancellation_type::none) {
+                return;
+            }
+            if (auto o = op.lock()) {
+                const Executor strand = o->session->strand_;
+                asio::post(strand, [o = std::move(o)] { o->session->cancel_call(*o); });
+            }
+        }
+    };
+
+    template <typename Handler>
+    void operator()(Handler&& handler, std::shared_ptr<SessionImpl> self, std::string method,
+                    Bytes body, CallOptions options) const {
+        auto slot = asio::get_associated_cancellation_slot(handler);
+        auto op = std::make_shared<CallOpImpl<std::decay_t<Handler>>>(
+            std::move(self), std::forward<Handler>(handler));
+        SessionImpl& session = *op->session;
+        op->started = SteadyClock::now();
+        // The earliest of timeout, deadline and the parent's deadline: inheriting a budget
+        // never extends it. A parent's deadline is fixed, so reading it here is safe.
+        const auto timeout = options.timeout.count() > 0
+                                 ? options.timeout
+                                 : session.config_.options.default_call_timeout;
+        if (timeout.count() > 0)
+            op->deadline = op->started + timeout;
+        auto earliest = [&](SteadyClock::time_point t) {
+            if (!op->deadline || t < *op->deadline)
+                op->deadline = t;
+        };
+        if (options.deadline)
+            earliest(*options.deadline);
+        if (options.parent != nullptr) {
+            if (const auto inherited = options.parent->deadline())
+                earliest(*inherited);
+        }
+        op->method = std::move(method);
+        op->body = std::move(body);
+        op->metadata = std::move(options.metadata);
+        op->no_compress = options.no_compress;
+        if (slot.is_connected())
+            slot.template emplace<Canceller>(Canceller{op});
+        session.submit(std::move(op));
+    }
+};
+
 SessionImpl::SessionImpl(tcp::socket socket, protocol::Established established,
                          SessionConfig config)
     : strand_(socket.get_executor()),
@@ -80,7 +243,6 @@ SessionImpl::SessionImpl(tcp::socket socket, protocol::Established established,
               config_.options.record_limits),
       opener_(*config_.provider, established.suite.aead, established.keys.receive_key,
               config_.options.record_limits),
-      writer_wake_(strand_, 1),
       writer_done_wake_(strand_, 1),
       tasks_idle_(strand_, 1),
       drain_timer_(strand_),
@@ -114,7 +276,8 @@ SessionImpl::SessionImpl(tcp::socket socket, protocol::Established established,
     // The first records may have arrived with the peer's connection message.
     if (!established.leftover.empty())
         opener_.feed(established.leftover);
-    last_receive_ = last_activity_ = SteadyClock::now();
+    received_at_ = SteadyClock::now();
+    last_receive_ = last_activity_ = received_at_;
 }
 
 SessionImpl::~SessionImpl() = default;
@@ -127,6 +290,10 @@ Session SessionImpl::handle() {
         handle_block_ = block;
     }
     return Session(std::shared_ptr<SessionImpl>(block, block->get()));
+}
+
+void SessionImpl::touch_activity() noexcept {
+    last_activity_ = coarse_now();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -187,9 +354,12 @@ asio::awaitable<void> SessionImpl::run() {
     }
 
     // Every handler finishes (they were cancelled), then the writer.
-    while (!tasks_.empty()) {
+    while (task_count_ != 0) {
         co_await tasks_idle_.async_receive(use_tuple);
     }
+    // Idle workers end (nothing can be scheduled any more); one still starting ends at once.
+    workers_closed_ = true;
+    resume_parked(parked_workers_, false);
     while (!writer_done_) {
         co_await writer_done_wake_.async_receive(use_tuple);
     }
@@ -244,7 +414,7 @@ void SessionImpl::begin_drain(std::chrono::milliseconds drain) {
 }
 
 void SessionImpl::maybe_finish_drain() {
-    if (state_ == State::draining && tasks_.empty() && pending_.empty())
+    if (state_ == State::draining && task_count_ == 0 && pending_.empty())
         begin_closing();
 }
 
@@ -257,7 +427,7 @@ void SessionImpl::begin_closing() {
     fail_pending(errc::connection_closed);
     fail_waiters(errc::connection_closed);
     writer_finish_ = true;
-    wake_writer();
+    wake_writer_later();
     // Bounds the flush of what is queued; restarted for the peer's end once the writer is done.
     start_linger();
 }
@@ -286,41 +456,41 @@ void SessionImpl::do_abort(std::error_code reason) {
     boost::system::error_code ignored;
     socket_.close(ignored);  // completes the reader's and the writer's operations
     writer_finish_ = true;
-    wake_writer();
+    wake_writer_later();
 }
 
 void SessionImpl::fail_pending(std::error_code reason) {
-    for (auto it = pending_.begin(); it != pending_.end();) {
-        CallState& call = *it->second;
-        if (peer_goaway_last_ && it->first > *peer_goaway_last_) {
-            // Above the peer's goaway: certainly not handled, safe to retry elsewhere.
-            call.response =
-                protocol::Response{it->first,
-                                   Status::shutting_down,
-                                   {},
-                                   bytes_of("the peer is shutting down; the call was not handled")};
-        } else {
-            call.failed = reason;
-        }
-        call.notify();
-        it = pending_.erase(it);
-    }
+    // Completing a call may end the drain, which fails what is pending again: work on a copy.
+    std::vector<std::pair<std::uint64_t, std::shared_ptr<CallOp>>> calls(
+        std::make_move_iterator(pending_.begin()), std::make_move_iterator(pending_.end()));
+    pending_.clear();
     stats_.pending_calls.store(0, std::memory_order_relaxed);
+    for (auto& [id, op] : calls) {
+        if (peer_goaway_last_ && id > *peer_goaway_last_) {
+            // Above the peer's goaway: certainly not handled, safe to retry elsewhere.
+            finish_call(*op, {},
+                        Reply::error(Status::shutting_down,
+                                     "the peer is shutting down; the call was not handled"));
+        } else {
+            finish_call(*op, reason, std::nullopt);
+        }
+    }
 }
 
 void SessionImpl::fail_waiters(std::error_code reason) {
-    for (Waiter* waiter : space_waiters_) {
+    auto waiters = std::move(space_waiters_);
+    space_waiters_.clear();
+    for (SpaceWaiter* waiter : waiters) {
         waiter->queued = false;
         waiter->failed = reason;
-        waiter->notify();
+        waiter->on_space();
     }
-    space_waiters_.clear();
     update_queue_stats();
 }
 
 void SessionImpl::cancel_all_tasks(Status reason) {
-    // cancel_task never completes a task inline, so iterating is safe.
-    for (auto& [serial, task] : tasks_)
+    // cancel_task never completes a task inline, so walking the list is safe.
+    for (Task* task = tasks_head_; task != nullptr; task = task->next)
         cancel_task(*task, reason);
 }
 
@@ -347,12 +517,41 @@ SessionStats SessionImpl::stats() const {
     return s;
 }
 
+// Marks, for the writer, that the loop on the stack has more messages to queue after the current
+// one (see write_loop). Strand-only; nests; never spans a co_await.
+class SessionImpl::ProducerScope {
+  public:
+    ProducerScope(SessionImpl& session, bool more) : session_(session), more_(more) {
+        if (more_)
+            ++session_.producers_with_more_;
+    }
+    ~ProducerScope() {
+        if (more_)
+            --session_.producers_with_more_;
+    }
+    ProducerScope(const ProducerScope&) = delete;
+    ProducerScope& operator=(const ProducerScope&) = delete;
+
+  private:
+    SessionImpl& session_;
+    bool more_;
+};
+
 // ---------------------------------------------------------------------------------------------
 // Send queue
 
 bool SessionImpl::fits(std::size_t size) const noexcept {
     // A message larger than the whole bound still goes, alone, when the queue is empty.
     return data_bytes_ == 0 || data_bytes_ + size <= config_.options.send_queue_bytes;
+}
+
+bool SessionImpl::try_reserve(std::size_t size) noexcept {
+    // First come, first served: nobody overtakes a waiting sender.
+    if (!space_waiters_.empty() || !fits(size))
+        return false;
+    data_bytes_ += size;
+    update_queue_stats();
+    return true;
 }
 
 void SessionImpl::update_queue_stats() {
@@ -375,21 +574,22 @@ asio::awaitable<bool> SessionImpl::wait_until(Waiter& waiter, Predicate ready) {
     co_return true;
 }
 
-asio::awaitable<std::error_code> SessionImpl::reserve(Waiter& waiter, std::size_t size) {
-    if (state_ == State::closing || state_ == State::closed) {
-        co_return std::error_code(errc::connection_closed);
-    }
-    if (space_waiters_.empty() && fits(size)) {
-        data_bytes_ += size;
-        update_queue_stats();
-        co_return std::error_code{};
-    }
+void SessionImpl::wait_for_space(SpaceWaiter& waiter, std::size_t size) {
     waiter.need = size;
     waiter.queued = true;
     space_waiters_.push_back(&waiter);
     stats_.send_waits.fetch_add(1, std::memory_order_relaxed);
     config_.metrics->send_queue_wait();
     update_queue_stats();
+}
+
+asio::awaitable<std::error_code> SessionImpl::reserve(Waiter& waiter, std::size_t size) {
+    if (state_ == State::closing || state_ == State::closed) {
+        co_return std::error_code(errc::connection_closed);
+    }
+    if (try_reserve(size))
+        co_return std::error_code{};
+    wait_for_space(waiter, size);
 
     bool woke = false;
     try {
@@ -399,14 +599,14 @@ asio::awaitable<std::error_code> SessionImpl::reserve(Waiter& waiter, std::size_
         throw;
     }
     if (woke && waiter.granted) {
-        waiter.granted = false;  // handed over to the caller's push_data
+        waiter.granted = false;  // handed over to the caller's enqueue
         co_return std::error_code{};
     }
     withdraw(waiter);
     co_return woke ? waiter.failed : to_std(asio::error::operation_aborted);
 }
 
-void SessionImpl::withdraw(Waiter& waiter) {
+void SessionImpl::withdraw(SpaceWaiter& waiter) {
     if (waiter.queued) {
         waiter.queued = false;
         const auto it = std::find(space_waiters_.begin(), space_waiters_.end(), &waiter);
@@ -424,116 +624,275 @@ void SessionImpl::release(std::size_t data_bytes, std::size_t control_bytes) {
     control_bytes_ -= std::min(control_bytes, control_bytes_);
     // First come, first served: a big message at the head is not overtaken by small ones.
     while (!space_waiters_.empty()) {
-        Waiter* waiter = space_waiters_.front();
+        SpaceWaiter* waiter = space_waiters_.front();
         if (!fits(waiter->need))
             break;
         space_waiters_.pop_front();
         waiter->queued = false;
         waiter->granted = true;
         data_bytes_ += waiter->need;
-        waiter->notify();
+        waiter->on_space();
     }
     update_queue_stats();
 }
 
-void SessionImpl::push_data(Bytes bytes, bool no_compress) {
-    // The space was reserved (reserve()) by the caller.
-    queue_.push_back(Outgoing{std::move(bytes), no_compress, false});
-    touch_activity();
+Bytes SessionImpl::take_spare() {
+    if (spare_.empty())
+        return {};
+    Bytes bytes = std::move(spare_.back());
+    spare_.pop_back();
+    return bytes;
+}
+
+void SessionImpl::recycle(Bytes bytes) {
+    if (bytes.capacity() == 0 || bytes.capacity() > k_max_spare_capacity ||
+        spare_.size() >= k_max_spares) {
+        return;
+    }
+    bytes.clear();
+    spare_.push_back(std::move(bytes));
+}
+
+// The segment a message of `size` bytes is encoded into: the open tail while the record stays
+// within max_record_payload, otherwise a new one. A no_compress message is a record of its own.
+SessionImpl::Segment& SessionImpl::segment_for(std::size_t size, bool no_compress) {
+    if (!no_compress && !queue_.empty()) {
+        Segment& tail = queue_.back();
+        if (tail.open && tail.bytes.size() + size <= config_.options.max_record_payload)
+            return tail;
+    }
+    Segment& segment = queue_.emplace_back();
+    segment.bytes = take_spare();
+    segment.no_compress = no_compress;
+    segment.open = !no_compress;
+    return segment;
+}
+
+// Encodes `message` (`size` = its encoded_size) straight into the queue. The caller has
+// reserved the space (data) or checked the control allowance. Nothing is queued on failure. A
+// large body is moved out of `message` into a segment of its own and gathered by the sealer,
+// so its bytes are copied once (into the record), not twice.
+std::error_code SessionImpl::enqueue(protocol::Message& message, std::size_t size, bool no_compress,
+                                     bool control) {
+    Bytes* const body = std::visit(Overloaded{
+                                       [](protocol::Request& m) { return &m.body; },
+                                       [](protocol::Response& m) { return &m.body; },
+                                       [](protocol::Notification& m) { return &m.body; },
+                                       [](auto&) -> Bytes* { return nullptr; },
+                                   },
+                                   message);
+    if (body != nullptr && body->size() >= k_gather_min) {
+        Segment& segment = queue_.emplace_back();
+        segment.bytes = take_spare();
+        segment.open = false;
+        segment.no_compress = no_compress;
+        if (const auto ec = protocol::encode_message_head(message, segment.bytes, encode_limits_)) {
+            recycle(std::move(segment.bytes));
+            queue_.pop_back();
+            return ec;
+        }
+        segment.tail = std::move(*body);
+        (control ? segment.control : segment.data) += size;
+        ++segment.messages;
+        wake_writer();
+        return {};
+    }
+    Segment& segment = segment_for(size, no_compress);
+    if (const auto ec = protocol::encode_message(message, segment.bytes, encode_limits_)) {
+        if (segment.bytes.empty()) {
+            recycle(std::move(segment.bytes));
+            queue_.pop_back();
+        }
+        return ec;
+    }
+    (control ? segment.control : segment.data) += size;
+    ++segment.messages;
+    wake_writer();
+    return {};
+}
+
+// Queues a message encoded earlier (it waited for space); the space is reserved.
+void SessionImpl::enqueue_encoded(Bytes encoded, bool no_compress) {
+    const std::size_t size = encoded.size();
+    Segment& segment = segment_for(size, no_compress);
+    if (segment.bytes.empty()) {
+        recycle(std::move(segment.bytes));
+        segment.bytes = std::move(encoded);
+    } else {
+        segment.bytes.insert(segment.bytes.end(), encoded.begin(), encoded.end());
+    }
+    segment.data += size;
+    ++segment.messages;
     wake_writer();
 }
 
-void SessionImpl::send_control(const protocol::Message& message) {
+void SessionImpl::send_control(protocol::Message message) {
     if (writer_done_ || aborted_)
         return;
-    Bytes encoded;
-    if (const auto ec = protocol::encode_message(message, encoded, encode_limits_)) {
-        config_.logger.error("{}: cannot encode a control message: {}", config_.side, ec.message());
-        return;
-    }
-    if (control_bytes_ + encoded.size() > config_.options.max_control_bytes) {
+    const std::size_t size = protocol::encoded_size(message);
+    if (control_bytes_ + size > config_.options.max_control_bytes) {
         // The peer keeps sending requests or pings while not reading our answers.
         config_.logger.warn("{}: {} does not read its answers; closing", config_.side,
                             peer_->fingerprint.short_hex());
         do_abort(errc::queue_full);
         return;
     }
-    control_bytes_ += encoded.size();
-    queue_.push_back(Outgoing{std::move(encoded), false, true});
-    update_queue_stats();
-    wake_writer();
-}
-
-void SessionImpl::wake_writer() {
-    writer_wake_.try_send(boost::system::error_code{});
-}
-
-int SessionImpl::compression_level(std::size_t payload_size, bool no_compress) const noexcept {
-    // Level 0 (stored blocks) is a plain copy; level 1 costs more than the AEAD on small
-    // records, so it is only used where it can pay (protocol.md §5.1, DESIGN measurements).
-    if (no_compress)
-        return 0;
-    switch (config_.options.compression) {
-        case CompressionPolicy::never:
-            return 0;
-        case CompressionPolicy::always:
-            return config_.options.compression_level;
-        case CompressionPolicy::automatic:
-            return payload_size < config_.options.compress_threshold
-                       ? 0
-                       : config_.options.compression_level;
+    if (const auto ec = enqueue(message, size, false, true)) {
+        config_.logger.error("{}: cannot encode a control message: {}", config_.side, ec.message());
+        return;
     }
-    return 0;
+    control_bytes_ += size;
+    update_queue_stats();
 }
 
-// The writer: everything queued goes out in as few records (and writes) as possible. One
-// record carries many messages up to max_record_payload; a no_compress message goes alone at
-// level 0. Each record is compressed on its own (RecordSealer, protocol.md §5.1).
+// The writer looks at the queue before it parks, so it only needs a wake while parked. It
+// continues inline: see write_loop for how it still gathers a batch.
+void SessionImpl::wake_writer() {
+    if (!writer_parked_.empty())
+        resume_parked(writer_parked_, true);
+}
+
+// For the lifecycle paths (closing, aborting): not inline, so the writer never runs in the
+// middle of a state change.
+void SessionImpl::wake_writer_later() {
+    asio::post(strand_, [self = shared_from_this()] { self->wake_writer(); });
+}
+
+asio::awaitable<bool> SessionImpl::park(std::vector<Parked>& spot) {
+    co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(bool)>(
+        [&spot](auto handler) { spot.emplace_back(std::move(handler)); }, asio::use_awaitable);
+}
+
+// Resumes the most recently parked coroutine (all of them when !go_on) on this stack.
+void SessionImpl::resume_parked(std::vector<Parked>& spot, bool go_on) {
+    if (go_on) {
+        if (spot.empty())
+            return;
+        Parked handler = std::move(spot.back());
+        spot.pop_back();
+        std::move(handler)(true);
+        return;
+    }
+    std::vector<Parked> all = std::move(spot);
+    spot.clear();
+    for (Parked& handler : all)
+        std::move(handler)(false);
+}
+
+SessionImpl::LevelChoice SessionImpl::choose_level(const Segment& segment) {
+    // protocol.md §5.1: the sender picks the level per record. Level 0 (stored blocks) is a
+    // copy; level 1 costs ~10 µs per record before it has compressed anything, more than the
+    // AEAD of a small record, so it is spent only where it shrinks the record.
+    if (segment.no_compress)
+        return {};
+    const SessionOptions& o = config_.options;
+    switch (o.compression) {
+        case CompressionPolicy::never:
+            return {};
+        case CompressionPolicy::always:
+            return {o.compression_level, 0};
+        case CompressionPolicy::automatic: {
+            const std::size_t size = segment.bytes.size() + segment.tail.size();
+            if (size < o.compress_threshold || o.compression_level <= 0)
+                return {};
+            if (probe_skip_ > 0) {
+                --probe_skip_;
+                return {};
+            }
+            // A record must shrink by at least a tenth, or it goes out at level 0 (decided
+            // inside the sealer, before any nonce is spent). A large record is first judged
+            // by compressing a window from its middle (past any headers), so incompressible
+            // traffic (media, encrypted data) costs a few KiB of DEFLATE per probe.
+            const std::size_t fallback_above = size - size / 10;
+            if (size <= 2 * k_probe_window)
+                return {o.compression_level, fallback_above};
+            const std::size_t window = k_probe_window;
+            // A gathered segment is its head and a body of at least k_gather_min bytes.
+            const Bytes& sampled = segment.tail.size() >= window ? segment.tail : segment.bytes;
+            const ByteView sample(sampled.data() + (sampled.size() - window) / 2, window);
+            if (sealer_.compressed_size(sample, o.compression_level, window - window / 10) != 0)
+                return {o.compression_level, fallback_above};
+            note_compression(false);
+            return {};
+        }
+    }
+    return {};
+}
+
+// After a record that was meant to be compressed: whether it was. Failures back off
+// exponentially (up to k_max_probe_backoff large records go out unprobed).
+void SessionImpl::note_compression(bool compressed) noexcept {
+    if (compressed) {
+        probe_backoff_ = 0;
+        return;
+    }
+    probe_backoff_ = std::clamp<std::uint32_t>(probe_backoff_ * 2, 1, k_max_probe_backoff);
+    probe_skip_ = probe_backoff_;
+}
+
+// The writer: everything queued goes out in as few writes as possible, each segment one record
+// (RecordSealer compresses each record on its own, protocol.md §5.1). While a write is in
+// flight, new messages gather in the next segment. Records are sealed straight into `wire`, an
+// uninitialised buffer (a vector would zero-fill what the sealer overwrites anyway).
 asio::awaitable<void> SessionImpl::write_loop() {
-    Bytes wire;
-    Bytes payload;
-    const std::size_t cap = config_.options.max_record_payload;
+    std::unique_ptr<std::uint8_t[]> wire;
+    std::size_t wire_size = 0;
     for (;;) {
         if (aborted_)
             break;
         if (queue_.empty()) {
             if (writer_finish_)
                 break;
-            auto [ec] = co_await writer_wake_.async_receive(use_tuple);
-            if (ec)
+            if (!co_await park(writer_parked_))
                 break;
+            // A wake resumes us inline, inside whatever queued the message. When more is in
+            // flight (the loop that woke us has more to queue, other calls await answers,
+            // other handlers run), one more turn of the strand lets what is already due join
+            // this write: under load each side then answers a whole batch of the peer's with
+            // one record and one write, instead of mirroring the peer's split batches. A lone
+            // message goes out at once, without a trip through the scheduler.
+            if (producers_with_more_ != 0 || pending_.size() > 1 || task_count_ > 1)
+                co_await asio::post(strand_, asio::use_awaitable);
             continue;
         }
-        wire.clear();
+        std::size_t used = 0;
         std::size_t batch_data = 0;
         std::size_t batch_control = 0;
         std::size_t records = 0;
         std::size_t messages = 0;
-        auto take = [&](const Outgoing& item) {
-            (item.control ? batch_control : batch_data) += item.bytes.size();
-            ++messages;
-        };
         std::error_code seal_error;
-        while (!queue_.empty() && wire.size() < k_write_batch && !seal_error) {
-            Outgoing first = std::move(queue_.front());
+        while (!queue_.empty() && used < k_write_batch && !seal_error) {
+            Segment segment = std::move(queue_.front());
             queue_.pop_front();
-            take(first);
-            const bool alone = first.no_compress || queue_.empty() || queue_.front().no_compress ||
-                               first.bytes.size() + queue_.front().bytes.size() > cap;
-            if (alone) {
-                seal_error = sealer_.seal(
-                    first.bytes, compression_level(first.bytes.size(), first.no_compress), wire);
-            } else {
-                payload.assign(first.bytes.begin(), first.bytes.end());
-                while (!queue_.empty() && !queue_.front().no_compress &&
-                       payload.size() + queue_.front().bytes.size() <= cap) {
-                    const Outgoing& next = queue_.front();
-                    payload.insert(payload.end(), next.bytes.begin(), next.bytes.end());
-                    take(next);
-                    queue_.pop_front();
-                }
-                seal_error = sealer_.seal(payload, compression_level(payload.size(), false), wire);
+            batch_data += segment.data;
+            batch_control += segment.control;
+            messages += segment.messages;
+            const LevelChoice choice = choose_level(segment);
+            const std::size_t bound =
+                sealer_.sealed_size_bound(segment.bytes.size() + segment.tail.size(), choice.level);
+            if (used == 0 && wire_size > k_keep_wire && bound <= wire_size / 4) {
+                wire.reset();
+                wire_size = 0;
             }
+            if (wire_size < used + bound) {
+                const std::size_t grown = std::max(used + bound, 2 * wire_size);
+                auto bigger = std::make_unique_for_overwrite<std::uint8_t[]>(grown);
+                if (used != 0)
+                    std::memcpy(bigger.get(), wire.get(), used);
+                wire = std::move(bigger);
+                wire_size = grown;
+            }
+            std::size_t written = 0;
+            int level_used = 0;
+            const ByteView parts[2] = {segment.bytes, segment.tail};
+            seal_error = sealer_.seal_into(
+                std::span<const ByteView>(parts, segment.tail.empty() ? 1 : 2), choice.level,
+                choice.fallback_above, MutableByteView(wire.get() + used, wire_size - used),
+                written, &level_used);
+            if (choice.fallback_above != 0 && !seal_error)
+                note_compression(level_used != 0);
+            used += written;
+            recycle(std::move(segment.bytes));
             ++records;
         }
         if (seal_error) {
@@ -544,12 +903,15 @@ asio::awaitable<void> SessionImpl::write_loop() {
             do_abort(seal_error);
             break;
         }
-        auto [ec, written] = co_await asio::async_write(socket_, asio::buffer(wire), use_tuple);
+        auto [ec, written] =
+            co_await asio::async_write(socket_, asio::buffer(wire.get(), used), use_tuple);
         release(batch_data, batch_control);
         if (ec) {
             do_abort(ec);
             break;
         }
+        if (batch_data != 0)
+            touch_activity();
         config_.metrics->bytes_sent(written, records);
         config_.metrics->messages_sent(messages);
     }
@@ -563,11 +925,12 @@ asio::awaitable<void> SessionImpl::write_loop() {
 // Reader
 
 asio::awaitable<boost::system::error_code> SessionImpl::read_loop() {
-    Bytes payload;
+    ByteView payload;  // in the opener's buffer, until the next record is opened
     std::vector<protocol::Message> messages;
     for (;;) {
+        // Every complete record buffered is handled before the next read.
         for (;;) {
-            std::error_code ec = opener_.next(payload);
+            std::error_code ec = opener_.next_view(payload);
             if (ec == errc::need_more_data)
                 break;
             // protocol.md §5.6: any record or decode error closes the connection, no `nope`.
@@ -579,11 +942,13 @@ asio::awaitable<boost::system::error_code> SessionImpl::read_loop() {
             if (ec)
                 co_return boost::system::error_code(ec);
             config_.metrics->messages_received(messages.size());
-            for (protocol::Message& message : messages) {
-                dispatch(std::move(message));
+            for (std::size_t i = 0; i < messages.size(); ++i) {
+                const ProducerScope scope(*this, i + 1 < messages.size());
+                dispatch(std::move(messages[i]));
                 if (aborted_)
                     co_return boost::system::error_code(close_reason_);
             }
+            start_workers();
         }
         const std::size_t want = std::clamp(opener_.bytes_wanted(), k_min_read, k_max_read);
         const MutableByteView space = opener_.prepare(want);
@@ -592,7 +957,8 @@ asio::awaitable<boost::system::error_code> SessionImpl::read_loop() {
         if (ec)
             co_return ec;
         opener_.commit(n);
-        last_receive_ = SteadyClock::now();
+        received_at_ = SteadyClock::now();
+        last_receive_ = received_at_;
         ping_outstanding_ = false;
         config_.metrics->bytes_received(n, 0);
     }
@@ -625,7 +991,7 @@ void SessionImpl::answer_now(std::uint64_t id, Status status, std::string_view m
 }
 
 void SessionImpl::on_request(protocol::Request&& request, std::size_t size) {
-    touch_activity();
+    last_activity_ = received_at_;
     highest_peer_request_ = std::max(highest_peer_request_, request.id);
     if (requests_.contains(request.id)) {
         // protocol.md §6.2: ids are unique among the caller's open calls.
@@ -649,63 +1015,56 @@ void SessionImpl::on_request(protocol::Request&& request, std::size_t size) {
         answer_now(request.id, Status::unknown_method, "unknown method", metric);
         return;
     }
-    if (tasks_.size() >= config_.options.max_in_flight) {
+    if (task_count_ >= config_.options.max_in_flight) {
         answer_now(request.id, Status::overloaded, "too many requests in flight", metric);
         return;
     }
     std::optional<SteadyClock::time_point> deadline;
     if (request.timeout_ms > 0) {
         // protocol.md §6.2: a relative budget, so the clocks need not agree.
-        deadline = SteadyClock::now() +
+        deadline = received_at_ +
                    std::chrono::milliseconds(std::min(request.timeout_ms, k_max_timeout_ms));
     }
-    const std::uint64_t id = request.id;
-    auto task = make_task(id, std::move(request.method), std::move(request.metadata), deadline);
+    auto task =
+        make_task(request.id, std::move(request.method), std::move(request.metadata), deadline);
+    task->handler = handler;
+    task->body = std::move(request.body);
     start_deadline(task);
-    asio::co_spawn(
-        strand_, serve_request(task, handler, std::move(request.body)),
-        asio::bind_cancellation_slot(task->signal.slot(),
-                                     [self = shared_from_this(), task](std::exception_ptr error) {
-                                         self->task_finished(task, error);
-                                     }));
+    schedule(std::move(task));
 }
 
 void SessionImpl::on_response(protocol::Response&& response, std::size_t size) {
-    touch_activity();
+    last_activity_ = received_at_;
     const auto it = pending_.find(response.id);
     if (it == pending_.end())
         return;  // the call timed out or was cancelled meanwhile
-    CallState& call = *it->second;
+    const std::shared_ptr<CallOp> op = std::move(it->second);
     pending_.erase(it);
     stats_.pending_calls.store(pending_.size(), std::memory_order_relaxed);
     if (size > config_.options.max_message_size) {
-        response.status = Status::too_large;
-        response.metadata.clear();
-        response.body = bytes_of("response exceeds max_message_size");
+        finish_call(*op, {}, Reply::error(Status::too_large, "response exceeds max_message_size"));
+        return;
     }
-    call.response = std::move(response);
-    call.notify();
+    finish_call(*op, {},
+                Reply{response.status, std::move(response.body), std::move(response.metadata)});
 }
 
 void SessionImpl::on_notification(protocol::Notification&& notification) {
-    touch_activity();
+    last_activity_ = received_at_;
     config_.metrics->notification_received();
     const NotificationHandler* handler =
         config_.router ? config_.router->find_notification(notification.method) : nullptr;
     if (handler == nullptr || state_ != State::open ||
-        tasks_.size() >= config_.options.max_in_flight) {
+        task_count_ >= config_.options.max_in_flight) {
         config_.metrics->notification_dropped();
         config_.logger.debug("{}: notification '{}' dropped", config_.side, notification.method);
         return;
     }
     auto task = make_task(0, std::move(notification.method), std::move(notification.metadata),
                           std::nullopt);
-    asio::co_spawn(
-        strand_, serve_notification(task, handler, std::move(notification.body)),
-        asio::bind_cancellation_slot(task->signal.slot(),
-                                     [self = shared_from_this(), task](std::exception_ptr error) {
-                                         self->task_finished(task, error);
-                                     }));
+    task->notification_handler = handler;
+    task->body = std::move(notification.body);
+    schedule(std::move(task));
 }
 
 void SessionImpl::on_cancel(std::uint64_t id) {
@@ -721,20 +1080,21 @@ void SessionImpl::on_goaway(const protocol::GoAway& goaway) {
     config_.logger.info("{}: {} sent goaway (last request {})", config_.side,
                         peer_->fingerprint.short_hex(), goaway.last_request_id);
     // Calls above the peer's last id will not be handled (protocol.md §6.2).
+    std::vector<std::shared_ptr<CallOp>> refused;
     for (auto it = pending_.begin(); it != pending_.end();) {
         if (it->first > *peer_goaway_last_) {
-            it->second->response =
-                protocol::Response{it->first,
-                                   Status::shutting_down,
-                                   {},
-                                   bytes_of("the peer is shutting down; the call was not handled")};
-            it->second->notify();
+            refused.push_back(std::move(it->second));
             it = pending_.erase(it);
         } else {
             ++it;
         }
     }
     stats_.pending_calls.store(pending_.size(), std::memory_order_relaxed);
+    for (const auto& op : refused) {
+        finish_call(*op, {},
+                    Reply::error(Status::shutting_down,
+                                 "the peer is shutting down; the call was not handled"));
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -743,16 +1103,18 @@ void SessionImpl::on_goaway(const protocol::GoAway& goaway) {
 std::shared_ptr<SessionImpl::Task> SessionImpl::make_task(
     std::uint64_t request_id, std::string method, Metadata metadata,
     std::optional<SteadyClock::time_point> deadline) {
-    auto task =
-        std::make_shared<Task>(strand_, Context(shared_from_this(), peer_, request_id,
-                                                std::move(method), std::move(metadata), deadline));
-    task->serial = ++next_task_serial_;
+    auto task = std::make_shared<Task>(Context(shared_from_this(), peer_, request_id,
+                                               std::move(method), std::move(metadata), deadline));
     task->request_id = request_id;
-    task->started = SteadyClock::now();
-    tasks_.emplace(task->serial, task);
+    task->started = received_at_;
+    task->next = tasks_head_;
+    if (tasks_head_ != nullptr)
+        tasks_head_->prev = task.get();
+    tasks_head_ = task.get();
+    ++task_count_;
     if (request_id != 0)
         requests_.emplace(request_id, task.get());
-    stats_.in_flight.store(tasks_.size(), std::memory_order_relaxed);
+    stats_.in_flight.store(task_count_, std::memory_order_relaxed);
     return task;
 }
 
@@ -760,9 +1122,10 @@ void SessionImpl::start_deadline(const std::shared_ptr<Task>& task) {
     const auto deadline = task->context.deadline();
     if (!deadline)
         return;
-    task->timer.expires_at(*deadline);
-    task->timer.async_wait([self = shared_from_this(),
-                            weak = std::weak_ptr<Task>(task)](boost::system::error_code ec) {
+    task->timer.emplace(strand_);
+    task->timer->expires_at(*deadline);
+    task->timer->async_wait([self = shared_from_this(),
+                             weak = std::weak_ptr<Task>(task)](boost::system::error_code ec) {
         if (ec)
             return;
         if (const auto t = weak.lock())
@@ -770,79 +1133,203 @@ void SessionImpl::start_deadline(const std::shared_ptr<Task>& task) {
     });
 }
 
+// Queues a task; the reader starts the workers once per record (start_workers).
+void SessionImpl::schedule(std::shared_ptr<Task> task) {
+    ready_.push_back(std::move(task));
+}
+
+// After the reader dispatched a record: an idle worker runs what was queued at once, on this
+// stack, back to back (one resumption per record, not per request); a worker that takes a task
+// while others wait arranges a standby (ensure_worker), so a handler that blocks never holds
+// up the queue.
+void SessionImpl::start_workers() {
+    if (ready_.empty() || worker_wake_pending_ || starting_workers_ != 0)
+        return;
+    if (!parked_workers_.empty()) {
+        resume_parked(parked_workers_, true);
+    } else {
+        spawn_worker();
+    }
+}
+
+// Makes sure a worker will look at the queue once the strand is free: one already posted or
+// starting, else an idle one resumed by a post (never inline: the caller is a worker, and
+// standbys must not nest), else a new one.
+void SessionImpl::ensure_worker() {
+    if (worker_wake_pending_ || starting_workers_ != 0)
+        return;
+    if (!parked_workers_.empty()) {
+        worker_wake_pending_ = true;
+        asio::post(strand_, [self = shared_from_this()] {
+            self->worker_wake_pending_ = false;
+            if (!self->ready_.empty())
+                resume_parked(self->parked_workers_, true);
+        });
+    } else {
+        spawn_worker();
+    }
+}
+
+void SessionImpl::spawn_worker() {
+    auto worker = std::make_shared<Worker>();
+    ++starting_workers_;
+    // Started by a post, not inline: a standby worker must only run once the strand is free
+    // (the handler before it suspended, or every queued task ran), or standbys would nest.
+    asio::post(strand_, [self = shared_from_this(), worker] {
+        asio::co_spawn(self->strand_, self->worker_loop(worker),
+                       asio::bind_cancellation_slot(
+                           worker->signal.slot(), [self, worker](std::exception_ptr error) {
+                               // worker_loop handles every task's failure; this is a bug.
+                               if (error) {
+                                   self->config_.logger.error("{}: worker failed: {}",
+                                                              self->config_.side, describe(error));
+                               }
+                           }));
+    });
+}
+
+// Runs queued tasks one after another. Each handler is its own coroutine awaited here, with this
+// worker's cancellation signal as its slot (cancel_task emits it); the state is reset between
+// tasks so one task's cancellation never reaches the next. Taking a task while others wait
+// arranges a standby worker, which runs once this one suspends: a handler that blocks never
+// holds up the queue, and handlers that complete at once run back to back.
+asio::awaitable<void> SessionImpl::worker_loop(std::shared_ptr<Worker> worker) {
+    --starting_workers_;
+    bool emitted = false;  // this worker's signal was emitted since the last reset
+    for (;;) {
+        if (emitted) {
+            co_await asio::this_coro::reset_cancellation_state();
+            emitted = false;
+        }
+        if (ready_.empty()) {
+            if (workers_closed_ || parked_workers_.size() >= k_max_idle_workers)
+                co_return;
+            if (!co_await park(parked_workers_))
+                co_return;  // the session ended
+            continue;
+        }
+        std::shared_ptr<Task> task = std::move(ready_.front());
+        ready_.pop_front();
+        if (!ready_.empty())
+            ensure_worker();
+        task->worker = worker.get();
+        // A fresh cancellation state per handler, as if it had a coroutine of its own (a
+        // handler may have changed the filter or throw_if_cancelled of the one before).
+        co_await asio::this_coro::reset_cancellation_state();
+        co_await asio::this_coro::throw_if_cancelled(true);
+        if (task->context.cancelled()) {
+            // Cancelled while queued: the handler's first co_await sees it.
+            worker->signal.emit(asio::cancellation_type::terminal);
+        }
+        std::exception_ptr error;
+        // More tasks queued behind this one: the writer lets them answer first (see
+        // write_loop). Not a ProducerScope: a scope must not span a suspension point.
+        const bool more = !ready_.empty();
+        if (more)
+            ++producers_with_more_;
+        try {
+            if (task->request_id != 0) {
+                co_await serve_request(*task);
+            } else {
+                co_await serve_notification(*task);
+            }
+        } catch (...) {
+            // Not a std::exception (those are answered in serve_*): recorded by task_finished.
+            error = std::current_exception();
+        }
+        if (more)
+            --producers_with_more_;
+        task->worker = nullptr;
+        // cancel_task emits only after setting the reason, so this tells whether it did.
+        emitted = emitted || task->context.cancelled();
+        task_finished(task, error);
+    }
+}
+
 void SessionImpl::cancel_task(Task& task, Status reason) {
     if (task.done || task.context.cancel_reason_ != Status::ok)
         return;
     task.context.cancel_reason_ = reason;
-    // The handler's coroutine runs with this signal's slot bound: whatever it awaits now is
-    // cancelled (and later awaits throw operation_aborted).
-    task.signal.emit(asio::cancellation_type::terminal);
+    // The handler runs with its worker's signal bound: whatever it awaits now is cancelled
+    // (and later awaits throw operation_aborted). A queued task is cancelled when it starts.
+    if (task.worker != nullptr)
+        task.worker->signal.emit(asio::cancellation_type::terminal);
 }
 
-asio::awaitable<void> SessionImpl::serve_request(std::shared_ptr<Task> task, const Handler* handler,
-                                                 Bytes body) {
+asio::awaitable<void> SessionImpl::serve_request(Task& task) {
     Reply reply;
     try {
-        reply = co_await (*handler)(task->context, std::move(body));
+        reply = co_await (*task.handler)(task.context, std::move(task.body));
     } catch (const StatusError& e) {
         reply = Reply::error(e.status(), e.what());
     } catch (const std::exception& e) {
-        if (task->context.cancelled()) {
-            reply = Reply::error(task->context.cancel_reason(),
-                                 cancel_message(task->context.cancel_reason()));
+        if (task.context.cancelled()) {
+            reply = Reply::error(task.context.cancel_reason(),
+                                 cancel_message(task.context.cancel_reason()));
         } else {
-            config_.logger.debug("{}: handler '{}' threw: {}", config_.side, task->context.method(),
+            config_.logger.debug("{}: handler '{}' threw: {}", config_.side, task.context.method(),
                                  e.what());
             reply = Reply::error(Status::application_error, e.what());
         }
     }
-    task->done = true;
-    task->timer.cancel();
+    task.done = true;
+    if (task.timer)
+        task.timer->cancel();
     // The handler's cancellation must not also cancel sending its answer.
-    co_await asio::this_coro::reset_cancellation_state();
-    co_await send_response(*task, std::move(reply));
+    if (task.context.cancelled())
+        co_await asio::this_coro::reset_cancellation_state();
+    co_await send_response(task, std::move(reply));
 }
 
 asio::awaitable<void> SessionImpl::send_response(Task& task, Reply reply) {
-    protocol::Response response{task.request_id, reply.status, std::move(reply.metadata),
-                                std::move(reply.body)};
-    Bytes encoded;
-    if (protocol::encode_message(response, encoded, encode_limits_)) {
+    if (state_ == State::closing || state_ == State::closed)
+        co_return;  // nobody to answer
+    protocol::Message message{std::in_place_type<protocol::Response>,
+                              protocol::Response{task.request_id, reply.status,
+                                                 std::move(reply.metadata), std::move(reply.body)}};
+    for (bool fallback = false;; fallback = true) {
+        const std::size_t size = protocol::encoded_size(message);
+        if (size <= encode_limits_.max_message_size) {
+            if (!try_reserve(size)) {
+                Waiter waiter(strand_);
+                if (co_await reserve(waiter, size))
+                    co_return;  // closing: nobody to answer
+            }
+            const auto ec = enqueue(message, size, false, false);
+            if (!ec) {
+                task.responded = true;
+                config_.metrics->request_served(task.context.method(),
+                                                std::get<protocol::Response>(message).status,
+                                                SteadyClock::now() - task.started);
+                co_return;
+            }
+            release(size, 0);
+            if (fallback) {
+                config_.logger.error("{}: cannot encode an error answer: {}", config_.side,
+                                     ec.message());
+                co_return;
+            }
+        }
         // protocol.md §6.3: the answer itself is over a limit.
         config_.logger.warn("{}: answer of '{}' exceeds a message limit", config_.side,
                             task.context.method());
-        response = protocol::Response{task.request_id,
-                                      Status::too_large,
-                                      {},
-                                      bytes_of("response exceeds a message size limit")};
-        encoded.clear();
-        if (const auto ec = protocol::encode_message(response, encoded, encode_limits_)) {
-            config_.logger.error("{}: cannot encode an error answer: {}", config_.side,
-                                 ec.message());
-            co_return;
-        }
+        message = protocol::Response{task.request_id,
+                                     Status::too_large,
+                                     {},
+                                     bytes_of("response exceeds a message size limit")};
     }
-    Waiter waiter(strand_);
-    if (co_await reserve(waiter, encoded.size()))
-        co_return;  // closing: nobody to answer
-    push_data(std::move(encoded), false);
-    task.responded = true;
-    config_.metrics->request_served(task.context.method(), response.status,
-                                    SteadyClock::now() - task.started);
 }
 
-asio::awaitable<void> SessionImpl::serve_notification(std::shared_ptr<Task> task,
-                                                      const NotificationHandler* handler,
-                                                      Bytes body) {
+asio::awaitable<void> SessionImpl::serve_notification(Task& task) {
     try {
-        co_await (*handler)(task->context, std::move(body));
+        co_await (*task.notification_handler)(task.context, std::move(task.body));
     } catch (const std::exception& e) {
-        if (!task->context.cancelled()) {
+        if (!task.context.cancelled()) {
             config_.logger.warn("{}: notification handler '{}' threw: {}", config_.side,
-                                task->context.method(), e.what());
+                                task.context.method(), e.what());
         }
     }
-    task->done = true;
+    task.done = true;
 }
 
 void SessionImpl::task_finished(const std::shared_ptr<Task>& task, std::exception_ptr error) {
@@ -855,13 +1342,22 @@ void SessionImpl::task_finished(const std::shared_ptr<Task>& task, std::exceptio
         }
     }
     task->done = true;
-    task->timer.cancel();
+    if (task->timer)
+        task->timer->cancel();
     if (task->request_id != 0)
         requests_.erase(task->request_id);
-    tasks_.erase(task->serial);
-    stats_.in_flight.store(tasks_.size(), std::memory_order_relaxed);
+    if (task->prev != nullptr) {
+        task->prev->next = task->next;
+    } else {
+        tasks_head_ = task->next;
+    }
+    if (task->next != nullptr)
+        task->next->prev = task->prev;
+    task->prev = task->next = nullptr;
+    --task_count_;
+    stats_.in_flight.store(task_count_, std::memory_order_relaxed);
     touch_activity();
-    if (tasks_.empty())
+    if (task_count_ == 0)
         tasks_idle_.try_send(boost::system::error_code{});
     maybe_finish_drain();
 }
@@ -871,15 +1367,183 @@ void SessionImpl::task_finished(const std::shared_ptr<Task>& task, std::exceptio
 
 asio::awaitable<Reply> SessionImpl::call(std::shared_ptr<SessionImpl> self, std::string method,
                                          Bytes body, CallOptions options) {
-    const Executor executor = co_await asio::this_coro::executor;
-    if (executor == self->strand_) {
-        co_return co_await self->call_on_strand(std::move(method), std::move(body),
-                                                std::move(options));
+    // An asynchronous operation rather than a coroutine hopping onto the strand: the call
+    // joins the inbox (one strand post serves every call submitted meanwhile) and completes
+    // with one post to the caller's executor. Cancellation of the awaiting coroutine reaches
+    // it through the caller's cancellation slot.
+    return asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr, Reply)>(
+        CallInitiation{}, asio::use_awaitable, std::move(self), std::move(method), std::move(body),
+        std::move(options));
+}
+
+// Any thread.
+void SessionImpl::submit(std::shared_ptr<CallOp> op) {
+    // A lone call (no other call in flight, none finished and about to resume its caller)
+    // starts at once when this thread runs the strand's context: dispatch. Otherwise the drain
+    // is posted, so that it starts every call submitted before it runs (one strand trip per
+    // burst, and one record).
+    const bool lone = calls_active_.fetch_add(1, std::memory_order_relaxed) == 0;
+    bool schedule_drain = false;
+    {
+        const std::lock_guard lock(inbox_mutex_);
+        inbox_.push_back(std::move(op));
+        schedule_drain = !inbox_scheduled_;
+        inbox_scheduled_ = true;
     }
-    // Cancellation of the awaiting coroutine reaches the call through co_spawn.
-    co_return co_await asio::co_spawn(
-        self->strand_, self->call_on_strand(std::move(method), std::move(body), std::move(options)),
-        asio::use_awaitable);
+    if (!schedule_drain)
+        return;
+    auto drain = [self = shared_from_this()] { self->drain_inbox(); };
+    if (lone) {
+        asio::dispatch(strand_, std::move(drain));
+    } else {
+        asio::post(strand_, std::move(drain));
+    }
+}
+
+void SessionImpl::drain_inbox() {
+    {
+        const std::lock_guard lock(inbox_mutex_);
+        inbox_draining_.swap(inbox_);
+        inbox_scheduled_ = false;
+    }
+    for (std::size_t i = 0; i < inbox_draining_.size(); ++i) {
+        const ProducerScope scope(*this, i + 1 < inbox_draining_.size());
+        start_call(inbox_draining_[i]);
+    }
+    inbox_draining_.clear();
+}
+
+void SessionImpl::start_call(const std::shared_ptr<CallOp>& op) {
+    if (op->phase != CallOp::Phase::submitted)
+        return;
+    if (op->cancel_requested) {
+        finish_call(*op, {}, Reply::error(Status::cancelled, "cancelled by the caller"));
+        return;
+    }
+    if (state_ == State::closing || state_ == State::closed) {
+        finish_call(*op, close_reason_ ? close_reason_ : std::error_code(errc::connection_closed),
+                    std::nullopt);
+        return;
+    }
+    if (peer_goaway_last_) {
+        finish_call(*op, {}, Reply::error(Status::shutting_down, "the peer is shutting down"));
+        return;
+    }
+    if (op->deadline && *op->deadline <= op->started) {
+        finish_call(*op, {},
+                    Reply::error(Status::deadline_exceeded,
+                                 "the deadline passed before the call was sent"));
+        return;
+    }
+    std::uint64_t timeout_ms = 0;
+    if (op->deadline) {
+        // protocol.md §6.2: the remaining budget, rounded up so it never reads as "none".
+        const auto left =
+            std::chrono::ceil<std::chrono::milliseconds>(*op->deadline - SteadyClock::now());
+        timeout_ms = static_cast<std::uint64_t>(std::max<std::int64_t>(left.count(), 1));
+    }
+
+    op->id = ++next_call_id_;
+    // Built in place: a Request passed as `const Message&` would be copied into a temporary.
+    protocol::Message message{std::in_place_type<protocol::Request>,
+                              protocol::Request{op->id, std::move(op->method), timeout_ms,
+                                                std::move(op->metadata), std::move(op->body)}};
+    const std::size_t size = protocol::encoded_size(message);
+    // In the table before it is queued: queuing may write it at once (the writer runs inline).
+    pending_.emplace(op->id, op);
+    stats_.pending_calls.store(pending_.size(), std::memory_order_relaxed);
+    std::error_code ec;
+    if (try_reserve(size)) {
+        ec = enqueue(message, size, op->no_compress, false);
+        if (ec) {
+            release(size, 0);
+        } else {
+            op->phase = CallOp::Phase::sent;
+        }
+    } else {
+        // A peer that reads slowly makes us wait here, not buffer.
+        ec = protocol::encode_message(message, op->encoded, encode_limits_);
+        if (!ec)
+            op->phase = CallOp::Phase::waiting_space;
+    }
+    op->method = std::move(std::get<protocol::Request>(message).method);  // for metrics, errors
+    if (ec) {
+        op->encoded.clear();
+        finish_call(*op, ec, std::nullopt);  // also leaves pending_
+        return;
+    }
+    if (op->deadline) {
+        op->timer.emplace(strand_);
+        op->timer->expires_at(*op->deadline);
+        op->timer->async_wait([weak = std::weak_ptr<CallOp>(op)](boost::system::error_code e) {
+            if (e)
+                return;
+            if (const auto o = weak.lock()) {
+                // No cancel message: the request carried the same budget and the peer
+                // enforces it.
+                o->session->finish_call(
+                    *o, {}, Reply::error(Status::deadline_exceeded, "deadline exceeded"));
+            }
+        });
+    }
+    if (op->phase == CallOp::Phase::waiting_space)
+        wait_for_space(*op, size);
+}
+
+void SessionImpl::call_granted(CallOp& op) {
+    op.granted = false;  // the grant becomes the queued request
+    if (op.phase != CallOp::Phase::waiting_space) {
+        release(op.need, 0);
+        return;
+    }
+    enqueue_encoded(std::move(op.encoded), op.no_compress);
+    op.encoded = Bytes();
+    op.phase = CallOp::Phase::sent;
+}
+
+void SessionImpl::cancel_call(CallOp& op) {
+    if (op.phase == CallOp::Phase::done)
+        return;
+    if (op.phase == CallOp::Phase::submitted) {
+        op.cancel_requested = true;  // still in the inbox
+        return;
+    }
+    if (op.phase == CallOp::Phase::sent) {
+        // Our caller was cancelled: tell the peer to stop (protocol.md §6.2).
+        send_control(protocol::Cancel{op.id});
+    }
+    finish_call(op, {}, Reply::error(Status::cancelled, "cancelled by the caller"));
+}
+
+// Completes a call once: leaves every table, then posts the caller's handler.
+void SessionImpl::finish_call(CallOp& op, std::error_code error, std::optional<Reply> reply) {
+    if (op.phase == CallOp::Phase::done)
+        return;
+    op.phase = CallOp::Phase::done;
+    op.timer.reset();
+    withdraw(op);
+    std::shared_ptr<CallOp> keep;  // op may be owned by the table alone
+    if (op.id != 0) {
+        const auto it = pending_.find(op.id);
+        if (it != pending_.end() && it->second.get() == &op) {
+            keep = std::move(it->second);
+            pending_.erase(it);
+            stats_.pending_calls.store(pending_.size(), std::memory_order_relaxed);
+        }
+    }
+    touch_activity();
+    if (reply) {
+        config_.metrics->call_completed(op.method, reply->status, SteadyClock::now() - op.started);
+        op.deliver(nullptr, std::move(*reply));
+    } else {
+        op.deliver(std::make_exception_ptr(boost::system::system_error(
+                       boost::system::error_code(error), "call '" + op.method + "'")),
+                   Reply{});
+    }
+    if (state_ == State::draining) {
+        // Not inline: finish_call runs inside loops over the tables that this may change.
+        asio::post(strand_, [self = shared_from_this()] { self->maybe_finish_drain(); });
+    }
 }
 
 asio::awaitable<void> SessionImpl::notify(std::shared_ptr<SessionImpl> self, std::string method,
@@ -895,156 +1559,32 @@ asio::awaitable<void> SessionImpl::notify(std::shared_ptr<SessionImpl> self, std
         asio::use_awaitable);
 }
 
-asio::awaitable<Reply> SessionImpl::call_on_strand(std::string method, Bytes body,
-                                                   CallOptions options) {
-    const auto started = SteadyClock::now();
-    std::optional<SteadyClock::time_point> deadline;
-    const auto timeout =
-        options.timeout.count() > 0 ? options.timeout : config_.options.default_call_timeout;
-    if (timeout.count() > 0)
-        deadline = started + timeout;
-    auto earliest = [&](SteadyClock::time_point t) {
-        if (!deadline || t < *deadline)
-            deadline = t;
-    };
-    if (options.deadline)
-        earliest(*options.deadline);
-    if (options.parent != nullptr) {
-        if (const auto inherited = options.parent->deadline())
-            earliest(*inherited);
-    }
-    auto finish = [&](Reply reply) {
-        config_.metrics->call_completed(method, reply.status, SteadyClock::now() - started);
-        return reply;
-    };
-
-    if (state_ == State::closing || state_ == State::closed) {
-        throw_error(close_reason_ ? close_reason_ : std::error_code(errc::connection_closed),
-                    "call '" + method + "'");
-    }
-    if (peer_goaway_last_) {
-        co_return finish(Reply::error(Status::shutting_down, "the peer is shutting down"));
-    }
-    if (deadline && *deadline <= started) {
-        co_return finish(Reply::error(Status::deadline_exceeded,
-                                      "the deadline passed before the call was sent"));
-    }
-    std::uint64_t timeout_ms = 0;
-    if (deadline) {
-        // protocol.md §6.2: the remaining budget, rounded up so it never reads as "none".
-        const auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline - started);
-        timeout_ms = static_cast<std::uint64_t>(std::max<std::int64_t>(left.count(), 1));
-    }
-
-    const std::uint64_t id = ++next_call_id_;
-    Bytes encoded;
-    {
-        const protocol::Request request{id, method, timeout_ms, std::move(options.metadata),
-                                        std::move(body)};
-        if (const auto ec = protocol::encode_message(request, encoded, encode_limits_)) {
-            throw_error(ec, "call '" + method + "': request exceeds a message limit");
-        }
-    }
-
-    CallState call(strand_);
-    pending_.emplace(id, &call);
-    stats_.pending_calls.store(pending_.size(), std::memory_order_relaxed);
-    struct Cleanup {
-        SessionImpl* self;
-        CallState* call;
-        std::uint64_t id;
-        ~Cleanup() {
-            call->timer.cancel();
-            self->withdraw(*call);
-            if (self->pending_.erase(id) != 0) {
-                self->stats_.pending_calls.store(self->pending_.size(), std::memory_order_relaxed);
-            }
-            self->maybe_finish_drain();
-        }
-    } cleanup{this, &call, id};
-
-    if (deadline) {
-        call.timer.expires_at(*deadline);
-        call.timer.async_wait([self = shared_from_this(), id](boost::system::error_code ec) {
-            if (ec)
-                return;
-            const auto it = self->pending_.find(id);
-            if (it == self->pending_.end())
-                return;
-            it->second->deadline_hit = true;
-            it->second->notify();
-        });
-    }
-
-    // Phase 1: queue space. A peer that reads slowly makes us wait here, not buffer.
-    if (space_waiters_.empty() && fits(encoded.size())) {
-        data_bytes_ += encoded.size();
-        update_queue_stats();
-    } else {
-        call.need = encoded.size();
-        call.queued = true;
-        space_waiters_.push_back(&call);
-        stats_.send_waits.fetch_add(1, std::memory_order_relaxed);
-        config_.metrics->send_queue_wait();
-        update_queue_stats();
-        const bool woke = co_await wait_until(call, [&] {
-            return call.granted || call.deadline_hit || call.response.has_value() ||
-                   static_cast<bool>(call.failed);
-        });
-        if (!woke)
-            co_return finish(Reply::error(Status::cancelled, "cancelled by the caller"));
-        if (call.response) {
-            co_return finish(Reply{call.response->status, std::move(call.response->body),
-                                   std::move(call.response->metadata)});
-        }
-        if (call.deadline_hit) {
-            co_return finish(Reply::error(Status::deadline_exceeded, "deadline exceeded"));
-        }
-        if (call.failed)
-            throw_error(call.failed, "call '" + method + "'");
-        call.granted = false;  // the grant becomes the queued request below
-    }
-    push_data(std::move(encoded), options.no_compress);
-
-    // Phase 2: the answer, the deadline, the end of the session, or our own cancellation.
-    const bool woke = co_await wait_until(call, [&] {
-        return call.response.has_value() || call.deadline_hit || static_cast<bool>(call.failed);
-    });
-    if (!woke) {
-        // Our caller was cancelled: tell the peer to stop (protocol.md §6.2).
-        send_control(protocol::Cancel{id});
-        co_return finish(Reply::error(Status::cancelled, "cancelled by the caller"));
-    }
-    if (call.response) {
-        co_return finish(Reply{call.response->status, std::move(call.response->body),
-                               std::move(call.response->metadata)});
-    }
-    if (call.deadline_hit) {
-        // No cancel message: the request carried the same budget and the peer enforces it.
-        co_return finish(Reply::error(Status::deadline_exceeded, "deadline exceeded"));
-    }
-    throw_error(call.failed, "call '" + method + "'");
-}
-
 asio::awaitable<void> SessionImpl::notify_on_strand(std::string method, Bytes body,
                                                     CallOptions options) {
     if (state_ == State::closing || state_ == State::closed) {
         throw_error(close_reason_ ? close_reason_ : std::error_code(errc::connection_closed),
                     "notify '" + method + "'");
     }
-    Bytes encoded;
-    {
-        const protocol::Notification notification{method, std::move(options.metadata),
-                                                  std::move(body)};
+    protocol::Message notification{
+        std::in_place_type<protocol::Notification>,
+        protocol::Notification{method, std::move(options.metadata), std::move(body)}};
+    const std::size_t size = protocol::encoded_size(notification);
+    if (try_reserve(size)) {
+        if (const auto ec = enqueue(notification, size, options.no_compress, false)) {
+            release(size, 0);
+            throw_error(ec, "notify '" + method + "': message exceeds a limit");
+        }
+    } else {
+        Bytes encoded;
         if (const auto ec = protocol::encode_message(notification, encoded, encode_limits_)) {
             throw_error(ec, "notify '" + method + "': message exceeds a limit");
         }
+        Waiter waiter(strand_);
+        if (const auto ec = co_await reserve(waiter, size)) {
+            throw_error(ec, "notify '" + method + "'");
+        }
+        enqueue_encoded(std::move(encoded), options.no_compress);
     }
-    Waiter waiter(strand_);
-    if (const auto ec = co_await reserve(waiter, encoded.size())) {
-        throw_error(ec, "notify '" + method + "'");
-    }
-    push_data(std::move(encoded), options.no_compress);
     config_.metrics->notification_sent();
 }
 
@@ -1084,7 +1624,7 @@ asio::awaitable<void> SessionImpl::keepalive_loop() {
             }
         }
         if (idle.count() > 0 && state_ == State::open && now - last_activity_ >= idle) {
-            if (tasks_.empty() && pending_.empty()) {
+            if (task_count_ == 0 && pending_.empty()) {
                 config_.logger.info("{}: session with {} idle; closing", config_.side,
                                     peer_->fingerprint.short_hex());
                 begin_drain(config_.options.drain_timeout);

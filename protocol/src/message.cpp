@@ -2,6 +2,8 @@
 #include "sdmp/protocol/message.hpp"
 
 #include <algorithm>
+#include <cassert>
+#include <cstring>
 #include <type_traits>
 
 #include "sdmp/error.hpp"
@@ -125,60 +127,105 @@ std::error_code validate(const Message& message, const MessageLimits& limits) no
 }
 
 // --- encoding ---
+//
+// The head of an envelope (everything but the body) is written through a pointer into space
+// sized once (envelope_size is exact); the body is appended with one insert, never zero-filled
+// first. Writing byte by byte with push_back cost more than the rest of encoding.
 
-void put_u64(std::uint64_t value, Bytes& out) {
-    for (int shift = 56; shift >= 0; shift -= 8) {
-        out.push_back(static_cast<std::uint8_t>(value >> shift));
+std::uint8_t* write_varint(std::uint64_t value, std::uint8_t* p) noexcept {
+    while (value >= 0x80) {
+        *p++ = static_cast<std::uint8_t>(value | 0x80);
+        value >>= 7;
     }
+    *p++ = static_cast<std::uint8_t>(value);
+    return p;
 }
 
-void put_raw(ByteView bytes, Bytes& out) {
-    out.insert(out.end(), bytes.begin(), bytes.end());
+std::uint8_t* write_u64(std::uint64_t value, std::uint8_t* p) noexcept {
+    for (int shift = 56; shift >= 0; shift -= 8)
+        *p++ = static_cast<std::uint8_t>(value >> shift);
+    return p;
 }
 
-void put_string(std::string_view s, Bytes& out) {
-    put_varint(s.size(), out);
-    put_raw(as_bytes(s), out);
+std::uint8_t* write_raw(ByteView bytes, std::uint8_t* p) noexcept {
+    if (!bytes.empty())
+        std::memcpy(p, bytes.data(), bytes.size());
+    return p + bytes.size();
 }
 
-void put_metadata(const Metadata& metadata, Bytes& out) {
-    put_varint(metadata.size(), out);
-    for (const auto& [key, value] : metadata) {
-        put_string(key, out);
-        put_string(value, out);
-    }
+std::uint8_t* write_string(std::string_view s, std::uint8_t* p) noexcept {
+    return write_raw(as_bytes(s), write_varint(s.size(), p));
 }
 
-void put_envelope(const Message& message, Bytes& out) {
-    out.push_back(static_cast<std::uint8_t>(message.index() + 1));  // MessageType order
-    std::visit(Overloaded{
-                   [&](const Request& m) {
-                       put_varint(m.id, out);
-                       put_varint(m.timeout_ms, out);
-                       put_string(m.method, out);
-                       put_metadata(m.metadata, out);
-                       put_raw(m.body, out);
-                   },
-                   [&](const Response& m) {
-                       put_varint(m.id, out);
-                       out.push_back(static_cast<std::uint8_t>(m.status));
-                       put_metadata(m.metadata, out);
-                       put_raw(m.body, out);
-                   },
-                   [&](const Notification& m) {
-                       put_string(m.method, out);
-                       put_metadata(m.metadata, out);
-                       put_raw(m.body, out);
-                   },
-                   [&](const Cancel& m) { put_varint(m.id, out); },
-                   [&](const Ping& m) { put_u64(m.opaque, out); },
-                   [&](const Pong& m) { put_u64(m.opaque, out); },
-                   [&](const GoAway& m) {
-                       put_varint(m.last_request_id, out);
-                       put_raw(as_bytes(m.reason), out);
-                   },
-               },
-               message);
+std::uint8_t* write_metadata(const Metadata& metadata, std::uint8_t* p) noexcept {
+    p = write_varint(metadata.size(), p);
+    for (const auto& [key, value] : metadata)
+        p = write_string(value, write_string(key, p));
+    return p;
+}
+
+// The envelope without the body of a request, response or notification (protocol.md §6.2).
+std::uint8_t* write_head(const Message& message, std::uint8_t* p) noexcept {
+    *p++ = static_cast<std::uint8_t>(message.index() + 1);  // MessageType order
+    return std::visit(Overloaded{
+                          [&](const Request& m) {
+                              p = write_varint(m.id, p);
+                              p = write_varint(m.timeout_ms, p);
+                              p = write_string(m.method, p);
+                              return write_metadata(m.metadata, p);
+                          },
+                          [&](const Response& m) {
+                              p = write_varint(m.id, p);
+                              *p++ = static_cast<std::uint8_t>(m.status);
+                              return write_metadata(m.metadata, p);
+                          },
+                          [&](const Notification& m) {
+                              p = write_string(m.method, p);
+                              return write_metadata(m.metadata, p);
+                          },
+                          [&](const Cancel& m) { return write_varint(m.id, p); },
+                          [&](const Ping& m) { return write_u64(m.opaque, p); },
+                          [&](const Pong& m) { return write_u64(m.opaque, p); },
+                          [&](const GoAway& m) {
+                              p = write_varint(m.last_request_id, p);
+                              return write_raw(as_bytes(m.reason), p);
+                          },
+                      },
+                      message);
+}
+
+ByteView body_of(const Message& message) noexcept {
+    return std::visit(Overloaded{
+                          [](const Request& m) { return ByteView(m.body); },
+                          [](const Response& m) { return ByteView(m.body); },
+                          [](const Notification& m) { return ByteView(m.body); },
+                          [](const auto&) { return ByteView{}; },
+                      },
+                      message);
+}
+
+// encode_message and encode_message_head.
+std::error_code encode(const Message& message, Bytes& out, const MessageLimits& limits,
+                       bool with_body) {
+    if (auto ec = validate(message, limits))
+        return ec;
+    const std::size_t envelope = envelope_size(message);
+    if (envelope > limits.max_message_size)
+        return errc::limit_exceeded;
+    const ByteView body = body_of(message);
+    const std::size_t head = varint_size(envelope) + envelope - body.size();
+    const std::size_t base = out.size();
+    // Grow geometrically: an exact reserve per message would make appending many quadratic.
+    const std::size_t needed = base + head + (with_body ? body.size() : 0);
+    if (needed > out.capacity())
+        out.reserve(std::max(needed, 2 * out.capacity()));
+    out.resize(base + head);
+    [[maybe_unused]] std::uint8_t* const end =
+        write_head(message, write_varint(envelope, out.data() + base));
+    assert(end == out.data() + out.size());
+    if (with_body)
+        out.insert(out.end(), body.begin(), body.end());
+    return {};
 }
 
 // The variant's alternatives are declared in wire order, so index + 1 is the type byte.
@@ -394,18 +441,12 @@ std::size_t encoded_size(const Message& message) {
 }
 
 std::error_code encode_message(const Message& message, Bytes& out, const MessageLimits& limits) {
-    if (auto ec = validate(message, limits))
-        return ec;
-    const std::size_t envelope = envelope_size(message);
-    if (envelope > limits.max_message_size)
-        return errc::limit_exceeded;
-    // Grow geometrically: an exact reserve per message would make appending many quadratic.
-    const std::size_t needed = out.size() + varint_size(envelope) + envelope;
-    if (needed > out.capacity())
-        out.reserve(std::max(needed, 2 * out.capacity()));
-    put_varint(envelope, out);
-    put_envelope(message, out);
-    return {};
+    return encode(message, out, limits, true);
+}
+
+std::error_code encode_message_head(const Message& message, Bytes& out,
+                                    const MessageLimits& limits) {
+    return encode(message, out, limits, false);
 }
 
 std::error_code decode_message(ByteView envelope, Message& out, const MessageLimits& limits) {

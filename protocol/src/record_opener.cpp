@@ -35,6 +35,9 @@ std::size_t inflate_bound(std::size_t in_size) noexcept {
 }
 
 constexpr std::size_t k_initial_buffer = 16 * 1024;
+// next_view()'s output buffer is given back when it is this large and four times what a
+// record needs.
+constexpr std::size_t k_keep_view = 256 * 1024;
 
 // Sizes `payload` to `size` without letting the vector over-allocate: std::vector::resize
 // may double the capacity, which would let a bomb allocate beyond max_payload_size.
@@ -123,34 +126,47 @@ struct RecordOpener::Impl {
         return {buffer.get() + end, capacity - end};
     }
 
+    // Output of next_view(): uninitialised (a vector would zero-fill what inflate overwrites).
+    std::unique_ptr<std::uint8_t[]> out;
+    std::size_t out_capacity = 0;
+
+    // Space for `size` bytes of next_view() output. Never more than asked for, so a bomb
+    // cannot make it allocate beyond max_payload_size; a buffer much larger than needed is
+    // given back (a session that once received a large record does not keep it).
+    std::uint8_t* view_space(std::size_t size) {
+        if (size > out_capacity || (out_capacity > k_keep_view && size <= out_capacity / 4)) {
+            out.reset();
+            out = std::make_unique_for_overwrite<std::uint8_t[]>(size);
+            out_capacity = size;
+        }
+        return out.get();
+    }
+
     // protocol.md §5.3 steps 3-4: inflate with a hard output limit, then require zeros.
-    std::error_code inflate(ByteView plain, Bytes& payload) {
+    // `space(n)` returns room for n bytes (previous contents need not be kept).
+    template <typename Space>
+    std::error_code inflate(ByteView plain, Space&& space, std::size_t& out_size) {
         const std::size_t hard_limit = limits.max_payload_size;
         const std::size_t limit = std::min(hard_limit, inflate_bound(plain.size()));
         std::size_t avail =
             plain.size() > limit / expansion_hint ? limit : plain.size() * expansion_hint;
         std::size_t in_used = 0;
-        std::size_t out_size = 0;
+        out_size = 0;
         for (;;) {
-            size_exactly(payload, avail);
-            const libdeflate_result r =
-                libdeflate_deflate_decompress_ex(decompressor.get(), plain.data(), plain.size(),
-                                                 payload.data(), avail, &in_used, &out_size);
+            std::uint8_t* const dest = space(avail);
+            const libdeflate_result r = libdeflate_deflate_decompress_ex(
+                decompressor.get(), plain.data(), plain.size(), dest, avail, &in_used, &out_size);
             if (r == LIBDEFLATE_SUCCESS)
                 break;
-            if (r != LIBDEFLATE_INSUFFICIENT_SPACE) {
-                payload.clear();
+            if (r != LIBDEFLATE_INSUFFICIENT_SPACE)
                 return errc::decompression_failed;
-            }
             if (avail == limit) {
-                payload.clear();
                 // Reaching max_payload_size is a bomb; reaching the ratio bound cannot happen
                 // for valid DEFLATE.
                 return limit == hard_limit ? errc::limit_exceeded : errc::decompression_failed;
             }
             avail = avail > limit / 4 ? limit : avail * 4;
         }
-        payload.resize(out_size);  // shrinking never reallocates
         if (in_used > plain.size())
             return errc::decompression_failed;
         const auto padding = plain.subspan(in_used);
@@ -164,7 +180,26 @@ struct RecordOpener::Impl {
         return {};
     }
 
-    std::error_code next(Bytes& payload) {
+    std::error_code inflate(ByteView plain, Bytes& payload) {
+        std::size_t out_size = 0;
+        auto ec = inflate(
+            plain,
+            [&](std::size_t n) {
+                size_exactly(payload, n);
+                return payload.data();
+            },
+            out_size);
+        if (ec) {
+            payload.clear();
+            return ec;
+        }
+        payload.resize(out_size);  // shrinking never reallocates
+        return {};
+    }
+
+    // protocol.md §5.3 steps 1-2: authenticates and decrypts the next record in place and
+    // consumes it; `plain` stays valid until the next prepare().
+    std::error_code open_record(ByteView& plain_out) {
         if (fatal)
             return fatal;
         if (buffered() < k_record_prefix_size)
@@ -190,12 +225,14 @@ struct RecordOpener::Impl {
         }
         // The plaintext stays valid until the next prepare(), which only the caller triggers.
         start += k_record_prefix_size + n;
-        if (auto ec = inflate(ByteView{plain, plain_size}, payload))
-            return fail(ec);
+        plain_out = ByteView{plain, plain_size};
+        return {};
+    }
+
+    // protocol.md §5.4: mirror of the sealer; after a record was opened and inflated.
+    void record_opened(std::size_t plain_size) {
         if (start == end)
             start = end = 0;
-
-        // protocol.md §5.4: mirror of the sealer.
         if (usage.record_done(plain_size, limits)) {
             if (usage.last_generation()) {
                 usage.mark_exhausted();
@@ -205,6 +242,30 @@ struct RecordOpener::Impl {
                 usage.key_updated();
             }
         }
+    }
+
+    std::error_code next(Bytes& payload) {
+        ByteView plain;
+        if (auto ec = open_record(plain))
+            return ec;
+        if (auto ec = inflate(plain, payload))
+            return fail(ec);
+        record_opened(plain.size());
+        return {};
+    }
+
+    std::error_code next_view(ByteView& payload) {
+        payload = {};
+        ByteView plain;
+        if (auto ec = open_record(plain))
+            return ec;
+        std::size_t out_size = 0;
+        if (auto ec = inflate(
+                plain, [&](std::size_t n) { return view_space(n); }, out_size)) {
+            return fail(ec);
+        }
+        record_opened(plain.size());
+        payload = ByteView{out.get(), out_size};
         return {};
     }
 
@@ -254,6 +315,10 @@ void RecordOpener::feed(ByteView bytes) {
 
 std::error_code RecordOpener::next(Bytes& payload) {
     return impl_->next(payload);
+}
+
+std::error_code RecordOpener::next_view(ByteView& payload) {
+    return impl_->next_view(payload);
 }
 
 std::size_t RecordOpener::bytes_wanted() const noexcept {

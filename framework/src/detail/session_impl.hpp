@@ -3,20 +3,28 @@
 // table and the handler tasks.
 //
 // Threading: every member runs on the session's strand (`strand_`), so no state here needs a
-// lock; public entry points hop onto it (co_spawn or dispatch). Only the atomics in `stats_`
-// and the handle block mutex are touched from other threads.
+// lock; public entry points hop onto it (the call inbox, co_spawn or post). Only the atomics in
+// `stats_`, the call inbox and the handle block mutex are touched from other threads.
+//
+// Cost model (docs/performance.md): a call costs one allocation (its CallOp), one post back to
+// the caller and a share of one strand post (the inbox drains every call submitted meanwhile);
+// a request costs one allocation (its Task) and a share of one worker wake-up (a worker runs
+// every queued request in turn). Messages are encoded straight into the record being built.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
-#include <map>
 #include <memory>
+#include <memory_resource>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
+
+#include <boost/asio/any_completion_handler.hpp>
 
 #include "detail/asio.hpp"
 #include "sdmp/framework/context.hpp"
@@ -74,62 +82,108 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
     Session handle();
 
   private:
+    // One call in progress and the initiation that makes it (session.cpp).
+    struct CallOp;
+    template <typename Handler>
+    struct CallOpImpl;
+    struct CallInitiation;
+
     enum class State { open, draining, closing, closed };
 
-    // Something a coroutine waits for on the strand: woken by `wake`, decided by its fields.
-    struct Waiter {
-        explicit Waiter(const Executor& ex) : wake(ex, 1) {}
-        void notify() { wake.try_send(boost::system::error_code{}); }
-        WakeChannel wake;
+    // Something waiting for send-queue space, woken on the strand by release() (granted) or
+    // fail_waiters() (failed). on_space() runs inside those loops: it must not touch
+    // space_waiters_ itself.
+    struct SpaceWaiter {
+        SpaceWaiter() = default;
+        SpaceWaiter(const SpaceWaiter&) = delete;
+        SpaceWaiter& operator=(const SpaceWaiter&) = delete;
+        virtual ~SpaceWaiter() = default;
+        virtual void on_space() = 0;
         std::size_t need = 0;  // queue bytes asked for
         bool queued = false;   // in space_waiters_
         bool granted = false;  // space reserved for it
         std::error_code failed;
     };
-    struct CallState : Waiter {
-        explicit CallState(const Executor& ex) : Waiter(ex), timer(ex) {}
-        Timer timer;
-        std::optional<protocol::Response> response;
-        bool deadline_hit = false;
+    // A coroutine waiting for space (notifications, answers of handlers): woken through a
+    // channel and decided by the fields above.
+    struct Waiter final : SpaceWaiter {
+        explicit Waiter(const Executor& ex) : wake(ex, 1) {}
+        void on_space() override { wake.try_send(boost::system::error_code{}); }
+        WakeChannel wake;
     };
-    // One incoming request or notification being handled.
+    struct Worker;
+    // One incoming request or notification: queued until a worker runs it, then handled.
     struct Task {
-        Task(const Executor& ex, Context ctx) : timer(ex), context(std::move(ctx)) {}
-        std::uint64_t serial = 0;
-        std::uint64_t request_id = 0;      // 0: notification
-        std::string metric_method;         // registered method name
-        asio::cancellation_signal signal;  // bound to the handler coroutine
-        Timer timer;                       // the caller's deadline
+        explicit Task(Context ctx) : context(std::move(ctx)) {}
+        Task* prev = nullptr;  // tasks_ list (every task not finished, queued or running)
+        Task* next = nullptr;
+        std::uint64_t request_id = 0;  // 0: notification
+        const Handler* handler = nullptr;
+        const NotificationHandler* notification_handler = nullptr;
+        Bytes body;                  // until the handler takes it
+        Worker* worker = nullptr;    // running it, or null
+        std::optional<Timer> timer;  // the caller's deadline, when it set one
         Context context;
         SteadyClock::time_point started;
         bool done = false;
         bool responded = false;
     };
-    struct Outgoing {
-        Bytes bytes;  // varint(len) || envelope (protocol.md §5.1)
+    // A coroutine that runs queued tasks one after another; its cancellation signal is bound
+    // to it, so emitting it cancels whatever the handler it runs awaits.
+    struct Worker {
+        asio::cancellation_signal signal;
+    };
+    // Messages waiting for the writer. Small messages are encoded into the tail segment, which
+    // becomes one record; a no_compress or oversized message gets a segment of its own.
+    struct Segment {
+        Bytes bytes;       // varint(len) || envelope, one or more (protocol.md §5.1)
+        Bytes tail;        // a large body following `bytes`, gathered, not copied
+        bool open = true;  // more messages may be appended
         bool no_compress = false;
-        bool control = false;
+        std::size_t data = 0;  // queue accounting released once written
+        std::size_t control = 0;
+        std::size_t messages = 0;
     };
     class HandleBlock;
 
     // Strand-only implementation.
-    asio::awaitable<Reply> call_on_strand(std::string method, Bytes body, CallOptions options);
     asio::awaitable<void> notify_on_strand(std::string method, Bytes body, CallOptions options);
     template <typename Predicate>
     asio::awaitable<bool> wait_until(Waiter& waiter, Predicate ready);
     asio::awaitable<std::error_code> reserve(Waiter& waiter, std::size_t size);
     bool fits(std::size_t size) const noexcept;
-    void withdraw(Waiter& waiter);
+    bool try_reserve(std::size_t size) noexcept;
+    void withdraw(SpaceWaiter& waiter);
+    void wait_for_space(SpaceWaiter& waiter, std::size_t size);
     void release(std::size_t data_bytes, std::size_t control_bytes);
-    void push_data(Bytes bytes, bool no_compress);
-    void send_control(const protocol::Message& message);
+    Segment& segment_for(std::size_t size, bool no_compress);
+    std::error_code enqueue(protocol::Message& message, std::size_t size, bool no_compress,
+                            bool control);
+    void enqueue_encoded(Bytes encoded, bool no_compress);
+    Bytes take_spare();
+    void recycle(Bytes bytes);
+    void send_control(protocol::Message message);
     void wake_writer();
+    void wake_writer_later();
     void update_queue_stats();
+
+    // Calls (see CallOp).
+    void submit(std::shared_ptr<CallOp> op);
+    void drain_inbox();
+    void start_call(const std::shared_ptr<CallOp>& op);
+    void call_granted(CallOp& op);
+    void cancel_call(CallOp& op);
+    void finish_call(CallOp& op, std::error_code error, std::optional<Reply> reply);
 
     asio::awaitable<boost::system::error_code> read_loop();
     asio::awaitable<void> write_loop();
     asio::awaitable<void> keepalive_loop();
-    int compression_level(std::size_t payload_size, bool no_compress) const noexcept;
+    struct LevelChoice {
+        int level = 0;
+        std::size_t fallback_above = 0;  // see RecordSealer::seal_into
+    };
+    LevelChoice choose_level(const Segment& segment);
+    void note_compression(bool compressed) noexcept;
 
     void dispatch(protocol::Message&& message);
     void on_request(protocol::Request&& request, std::size_t size);
@@ -143,10 +197,13 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
     std::shared_ptr<Task> make_task(std::uint64_t request_id, std::string method, Metadata metadata,
                                     std::optional<SteadyClock::time_point> deadline);
     void start_deadline(const std::shared_ptr<Task>& task);
-    asio::awaitable<void> serve_request(std::shared_ptr<Task> task, const Handler* handler,
-                                        Bytes body);
-    asio::awaitable<void> serve_notification(std::shared_ptr<Task> task,
-                                             const NotificationHandler* handler, Bytes body);
+    void schedule(std::shared_ptr<Task> task);
+    void start_workers();
+    void ensure_worker();
+    void spawn_worker();
+    asio::awaitable<void> worker_loop(std::shared_ptr<Worker> worker);
+    asio::awaitable<void> serve_request(Task& task);
+    asio::awaitable<void> serve_notification(Task& task);
     asio::awaitable<void> send_response(Task& task, Reply reply);
     void task_finished(const std::shared_ptr<Task>& task, std::exception_ptr error);
     void cancel_task(Task& task, Status reason);
@@ -160,7 +217,7 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
     void cancel_all_tasks(Status reason);
     void start_linger();
     void mark_not_open() noexcept { open_.store(false, std::memory_order_release); }
-    void touch_activity() noexcept { last_activity_ = SteadyClock::now(); }
+    void touch_activity() noexcept;
 
     Executor strand_;
     tcp::socket socket_;
@@ -177,24 +234,52 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
     bool aborted_ = false;
 
     // Send queue (bounded: send_queue_bytes for data, max_control_bytes for control).
-    std::deque<Outgoing> queue_;
+    std::deque<Segment> queue_;
+    std::vector<Bytes> spare_;  // emptied segment buffers, reused
     std::size_t data_bytes_ = 0;
     std::size_t control_bytes_ = 0;
-    std::deque<Waiter*> space_waiters_;
-    WakeChannel writer_wake_;
-    bool writer_finish_ = false;  // flush what is queued, shut down sending, stop
+    std::deque<SpaceWaiter*> space_waiters_;
+    // Where the writer and idle workers wait. resume_parked() continues a parked coroutine at
+    // once on the caller's stack (the caller is on the strand): a message queued or a request
+    // scheduled is acted on without a trip through the scheduler. A parked coroutine holds no
+    // outstanding work of its own.
+    using Parked = asio::any_completion_handler<void(bool)>;
+    asio::awaitable<bool> park(std::vector<Parked>& spot);
+    static void resume_parked(std::vector<Parked>& spot, bool go_on);
+    std::vector<Parked> writer_parked_;  // at most one
+    class ProducerScope;
+    std::size_t producers_with_more_ = 0;  // see ProducerScope
+    bool writer_finish_ = false;           // flush what is queued, shut down sending, stop
     bool writer_done_ = false;
     WakeChannel writer_done_wake_;
+    // CompressionPolicy::automatic (protocol.md §5.1): large records whose sample did not
+    // shrink enough make the next `probe_skip_` large records go out at level 0 unprobed.
+    std::uint32_t probe_skip_ = 0;
+    std::uint32_t probe_backoff_ = 0;
 
-    // Our calls.
+    // Our calls. Calls from other threads go through the inbox: one strand post per batch.
+    std::atomic<std::size_t> calls_active_{0};  // submitted and not finished (any thread)
+    std::mutex inbox_mutex_;
+    std::vector<std::shared_ptr<CallOp>> inbox_;  // guarded by inbox_mutex_
+    bool inbox_scheduled_ = false;                // guarded by inbox_mutex_
+    std::vector<std::shared_ptr<CallOp>> inbox_draining_;
     std::uint64_t next_call_id_ = 0;
-    std::unordered_map<std::uint64_t, CallState*> pending_;
+    // Nodes of pending_ and requests_ (one insert and one erase per call or request) come from
+    // a per-session pool instead of malloc.
+    std::pmr::unsynchronized_pool_resource table_pool_;
+    std::pmr::unordered_map<std::uint64_t, std::shared_ptr<CallOp>> pending_{&table_pool_};
     std::optional<std::uint64_t> peer_goaway_last_;  // the peer sent goaway
 
-    // Peer requests and notifications being handled.
-    std::uint64_t next_task_serial_ = 0;
-    std::map<std::uint64_t, std::shared_ptr<Task>> tasks_;  // by serial
-    std::unordered_map<std::uint64_t, Task*> requests_;     // by request id
+    // Peer requests and notifications: every unfinished task is in the list; queued ones also
+    // in ready_, until a worker takes them.
+    Task* tasks_head_ = nullptr;
+    std::size_t task_count_ = 0;
+    std::deque<std::shared_ptr<Task>> ready_;
+    std::pmr::unordered_map<std::uint64_t, Task*> requests_{&table_pool_};  // by request id
+    std::vector<Parked> parked_workers_;                                    // idle workers
+    bool workers_closed_ = false;  // run() is ending: no worker parks any more
+    std::size_t starting_workers_ = 0;
+    bool worker_wake_pending_ = false;  // a standby worker's resumption is posted
     WakeChannel tasks_idle_;
     std::uint64_t highest_peer_request_ = 0;
 
@@ -202,8 +287,9 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
     Timer drain_timer_;
     Timer linger_timer_;
     Timer keepalive_timer_;
-    SteadyClock::time_point last_receive_;
-    SteadyClock::time_point last_activity_;
+    SteadyClock::time_point last_receive_;   // coarse (keepalive)
+    SteadyClock::time_point last_activity_;  // coarse (idle timeout)
+    SteadyClock::time_point received_at_;    // when the records being dispatched were read
     bool ping_outstanding_ = false;
     SteadyClock::time_point ping_sent_;
     std::uint64_t ping_counter_ = 0;

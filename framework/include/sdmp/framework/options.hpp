@@ -27,9 +27,12 @@ class Session;
 
 // How the writer picks the DEFLATE level of each record (protocol.md §5.1).
 enum class CompressionPolicy : unsigned char {
-    never,      // level 0 (stored blocks) always
-    automatic,  // level 0 below `compress_threshold`, `compression_level` above
-    always,     // `compression_level` for every record
+    never,  // level 0 (stored blocks) always
+    // Level 0 below `compress_threshold`; above it, a 4 KiB sample of the record is compressed
+    // and `compression_level` is used only when the sample shrank by at least a tenth (after
+    // samples that did not, up to 64 large records go out at level 0 before the next probe).
+    automatic,
+    always,  // `compression_level` for every record
 };
 
 struct SessionOptions {
@@ -53,7 +56,7 @@ struct SessionOptions {
     // The writer coalesces queued messages into one record up to this payload size.
     std::size_t max_record_payload = std::size_t{256} << 10;
     CompressionPolicy compression = CompressionPolicy::automatic;
-    std::size_t compress_threshold = 1024;  // bytes of payload (automatic policy)
+    std::size_t compress_threshold = 4096;  // bytes of payload (automatic policy)
     int compression_level = 1;              // libdeflate level used when compressing
     // Send a ping after this long without receiving anything; close when the peer still sends
     // nothing for as long again. 0 = off.

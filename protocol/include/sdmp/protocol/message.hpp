@@ -87,6 +87,11 @@ struct MessageLimits {
 // (id 0 in a request/response/cancel, empty method or metadata key, status above 9).
 std::error_code encode_message(const Message& message, Bytes& out,
                                const MessageLimits& limits = {});
+// Appends what encode_message would, except the body of a Request, Response or Notification
+// (the frame's length counts it): the caller sends the body right after these bytes, e.g.
+// gathered by reference instead of copied. Same validation and failure contract.
+std::error_code encode_message_head(const Message& message, Bytes& out,
+                                    const MessageLimits& limits = {});
 // Size encode_message would append (for queue accounting), without encoding.
 std::size_t encoded_size(const Message& message);
 

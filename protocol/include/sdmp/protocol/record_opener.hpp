@@ -33,6 +33,9 @@ class RecordOpener {
     // payload), counter_exhausted. After a fatal error every call returns the same error and
     // later input is discarded.
     std::error_code next(Bytes& payload);
+    // The same, without a copy: `payload` views the opener's own output buffer and stays valid
+    // until the next call of next(), next_view(), prepare(), commit() or feed(). Empty on error.
+    std::error_code next_view(ByteView& payload);
 
     // How many more bytes complete the record being received (a read-size hint; >= 1).
     std::size_t bytes_wanted() const noexcept;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <span>
 #include <system_error>
 
 #include "sdmp/crypto/crypto_provider.hpp"
@@ -23,6 +24,28 @@ class RecordSealer {
     // payload is larger than the limits allow (nothing appended), errc::counter_exhausted when
     // no nonce is left (the connection must close). `payload` must not point into `out`.
     std::error_code seal(ByteView payload, int level, Bytes& out);
+
+    // Largest frame seal_into() can write for a payload of `payload_size` bytes at `level`.
+    std::size_t sealed_size_bound(std::size_t payload_size, int level);
+    // Like seal(), into caller-provided space (at least sealed_size_bound() bytes: throws
+    // std::invalid_argument otherwise), so a reused buffer need not be zero-filled per record.
+    // Sets `written` to the frame size (0 on failure). When `fallback_above` is nonzero and
+    // `level` > 0 produced more than that many DEFLATE bytes, the record goes out at level 0
+    // instead (still one record, one nonce): trying a level costs one compression, not two.
+    // `level_used`, when given, receives the level actually used.
+    std::error_code seal_into(ByteView payload, int level, std::size_t fallback_above,
+                              MutableByteView out, std::size_t& written, int* level_used = nullptr);
+    // The same for a payload given as consecutive `parts` (e.g. a message head and its body,
+    // which then need not be copied together): at level 0 the parts are copied once, straight
+    // into the record; at other levels they are concatenated first.
+    std::error_code seal_into(std::span<const ByteView> parts, int level,
+                              std::size_t fallback_above, MutableByteView out, std::size_t& written,
+                              int* level_used = nullptr);
+
+    // Raw DEFLATE size of `sample` at `level` (1..12), or 0 when it would exceed `limit` bytes.
+    // Seals nothing and uses no nonce: for choosing a record's level cheaply (protocol.md §5.1
+    // leaves the level to the sender), e.g. by compressing a few KiB of a large payload.
+    std::size_t compressed_size(ByteView sample, int level, std::size_t limit);
 
     std::uint64_t key_generation() const noexcept;
     std::uint64_t records_sealed() const noexcept;  // in total, across key updates
