@@ -258,6 +258,10 @@ boost::asio::awaitable<Session> ReconnectingClient::session() {
     return detail::ReconnectingClientImpl::session(impl_);
 }
 
+boost::asio::awaitable<Reply> ReconnectingClient::call(std::string method, Bytes body) {
+    return call(std::move(method), std::move(body), CallOptions{});
+}
+
 boost::asio::awaitable<Reply> ReconnectingClient::call(std::string method, Bytes body,
                                                        CallOptions options) {
     // A coroutine holding its own reference: `this` may go away while the call is pending.

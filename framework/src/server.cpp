@@ -5,9 +5,11 @@
 #include <array>
 #include <list>
 #include <map>
+#include <stdexcept>
 #include <thread>
 #include <unordered_map>
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 
 #include "detail/session_impl.hpp"
@@ -132,9 +134,13 @@ class SourceLimiter {
 
 class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
   public:
-    ServerImpl(Executor executor, crypto::Identity identity, crypto::TrustStore trust,
-               Router router, ServerOptions options)
+    // `pinned`: the executors of a context_per_thread server's io_contexts, one per thread;
+    // empty for strand_per_session (every connection gets a strand on `executor`).
+    ServerImpl(Executor executor, std::vector<Executor> pinned, crypto::Identity identity,
+               crypto::TrustStore trust, Router router, ServerOptions options)
         : executor_(executor),
+          pinned_(std::move(pinned)),
+          pinned_load_(pinned_.size()),
           strand_(asio::make_strand(executor)),
           identity_(std::move(identity)),
           trust_(std::make_shared<const crypto::TrustStore>(std::move(trust))),
@@ -284,11 +290,37 @@ class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
             idle_.try_send(boost::system::error_code{});
     }
 
+    static constexpr std::size_t k_not_pinned = static_cast<std::size_t>(-1);
+
+    // context_per_thread: the io_context with the fewest connections; ties go round-robin, so
+    // short connections (all counts 0) still spread. Runs on strand_ (every accept loop does).
+    std::size_t pick_context() {
+        if (pinned_.empty())
+            return k_not_pinned;
+        const std::size_t n = pinned_.size();
+        std::size_t best = next_pinned_ % n;
+        std::size_t best_load = pinned_load_[best].load(std::memory_order_relaxed);
+        for (std::size_t i = 1; i < n && best_load != 0; ++i) {
+            const std::size_t candidate = (next_pinned_ + i) % n;
+            const std::size_t load = pinned_load_[candidate].load(std::memory_order_relaxed);
+            if (load < best_load) {
+                best = candidate;
+                best_load = load;
+            }
+        }
+        next_pinned_ = best + 1;
+        return best;
+    }
+
     asio::awaitable<void> accept_loop(tcp::acceptor& acceptor) {
         auto self = shared_from_this();
         for (;;) {
-            // Every connection gets its own strand (see server.hpp on threading).
-            const Executor connection_strand = asio::make_strand(executor_);
+            // Every connection gets its own strand, or (context_per_thread) one io_context that
+            // only one thread runs, so it needs none (see server.hpp on threading). Chosen before
+            // the accept: the socket is created on the connection's own context and stays there.
+            const std::size_t slot = pick_context();
+            const Executor connection_strand =
+                slot == k_not_pinned ? Executor(asio::make_strand(executor_)) : pinned_[slot];
             auto [ec, socket] = co_await acceptor.async_accept(connection_strand, use_tuple);
             if (ec) {
                 if (ec == asio::error::operation_aborted || !acceptor.is_open())
@@ -301,8 +333,10 @@ class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
                 continue;
             }
             live_tasks_.fetch_add(1);
+            if (slot != k_not_pinned)
+                pinned_load_[slot].fetch_add(1, std::memory_order_relaxed);
             asio::co_spawn(connection_strand, serve_connection(std::move(socket)),
-                           [self](std::exception_ptr error) {
+                           [self, slot](std::exception_ptr error) {
                                if (error) {
                                    try {
                                        std::rethrow_exception(error);
@@ -311,6 +345,8 @@ class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
                                                                    e.what());
                                    }
                                }
+                               if (slot != k_not_pinned)
+                                   self->pinned_load_[slot].fetch_sub(1, std::memory_order_relaxed);
                                self->task_done();
                            });
         }
@@ -463,7 +499,10 @@ class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
     }
 
     Executor executor_;
-    Executor strand_;  // acceptors and shutdown
+    std::vector<Executor> pinned_;  // context_per_thread: one io_context's executor per thread
+    std::vector<std::atomic<std::size_t>> pinned_load_;  // connections on each of them
+    std::size_t next_pinned_ = 0;                        // strand_ only
+    Executor strand_;                                    // acceptors and shutdown
     crypto::Identity identity_;
     std::shared_ptr<const crypto::TrustStore> trust_;  // guarded by mutex_
     std::shared_ptr<const Router> router_;
@@ -486,27 +525,126 @@ class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
     ConcurrentWakeChannel idle_;
 };
 
+// The io_contexts of a server that owns them: one run by every thread (strand_per_session) or
+// one per thread (context_per_thread).
+class ServerContexts {
+  public:
+    ServerContexts(ThreadingModel model, std::size_t threads)
+        : model_(model), threads_(std::max<std::size_t>(1, threads)) {
+        if (model_ == ThreadingModel::context_per_thread) {
+            // Hint 1: each is run by exactly one thread. Posting from other threads stays safe
+            // (only the "unsafe" hints drop the scheduler's and reactor's locks).
+            for (std::size_t i = 0; i < threads_; ++i)
+                contexts_.push_back(std::make_unique<OwnedContext>(1));
+        } else {
+            contexts_.push_back(std::make_unique<OwnedContext>(static_cast<int>(threads_)));
+        }
+    }
+    // Sockets, timers and handlers of one context can be owned by objects that another
+    // context's pending handlers keep alive (the ServerImpl holds the acceptors on the first
+    // context and sessions on every other). So every context is shut down, which destroys all
+    // pending handlers and with them those objects, before any context is destroyed.
+    ~ServerContexts() {
+        for (auto& context : contexts_)
+            context->shutdown();
+        contexts_.clear();
+    }
+    ServerContexts(const ServerContexts&) = delete;
+    ServerContexts& operator=(const ServerContexts&) = delete;
+
+    std::size_t count() const noexcept { return contexts_.size(); }
+    Executor main_executor() const { return contexts_.front()->get_executor(); }
+    std::vector<Executor> pinned_executors() const {
+        std::vector<Executor> out;
+        if (model_ == ThreadingModel::context_per_thread) {
+            for (const auto& context : contexts_)
+                out.emplace_back(context->get_executor());
+        }
+        return out;
+    }
+
+    // Runs ServerImpl::run on the first context and every context on its threads (the calling
+    // thread runs the first). Work guards keep a context without connections from returning
+    // early; they are dropped when the run coroutine completes, after which each context
+    // returns once the last of its work (posted completions, closing sockets) is done.
+    void run(std::shared_ptr<ServerImpl> impl) {
+        // Shared with the completion handler, which may outlive this call if starting a thread
+        // fails (it then stays queued until the next run() or the destructor).
+        struct RunState {
+            std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+            std::exception_ptr error;
+        };
+        auto state = std::make_shared<RunState>();
+        for (auto& context : contexts_)
+            state->guards.push_back(asio::make_work_guard(*context));
+        asio::co_spawn(*contexts_.front(), ServerImpl::run(std::move(impl)),
+                       [state](std::exception_ptr e) {
+                           state->error = e;
+                           for (auto& guard : state->guards)
+                               guard.reset();
+                       });
+        const std::size_t per_context = model_ == ThreadingModel::context_per_thread ? 1 : threads_;
+        std::vector<std::thread> threads;
+        try {
+            for (std::size_t c = 0; c < contexts_.size(); ++c) {
+                for (std::size_t t = (c == 0 ? 1 : 0); t < per_context; ++t)
+                    threads.emplace_back([context = contexts_[c].get()] { context->run(); });
+            }
+        } catch (...) {
+            // A context without its thread could not serve: stop them all and report.
+            for (auto& context : contexts_)
+                context->stop();
+            for (auto& thread : threads)
+                thread.join();
+            for (auto& guard : state->guards)
+                guard.reset();
+            for (auto& context : contexts_)
+                context->restart();
+            throw;
+        }
+        contexts_.front()->run();
+        for (auto& thread : threads)
+            thread.join();
+        for (auto& context : contexts_)
+            context->restart();
+        if (state->error)
+            std::rethrow_exception(state->error);
+    }
+
+  private:
+    // execution_context::shutdown() is protected; the destructor above needs it.
+    struct OwnedContext : asio::io_context {
+        using asio::execution_context::shutdown;
+        using asio::io_context::io_context;
+    };
+
+    ThreadingModel model_;
+    std::size_t threads_;
+    std::vector<std::unique_ptr<OwnedContext>> contexts_;
+};
+
 }  // namespace detail
 
 Server::Server(crypto::Identity identity, crypto::TrustStore trust, Router router,
                ServerOptions options)
-    : own_context_(std::make_unique<boost::asio::io_context>(
-          static_cast<int>(std::max<std::size_t>(1, options.threads)))),
-      threads_(std::max<std::size_t>(1, options.threads)) {
-    impl_ = std::make_shared<detail::ServerImpl>(own_context_->get_executor(), std::move(identity),
-                                                 std::move(trust), std::move(router),
-                                                 std::move(options));
+    : contexts_(std::make_unique<detail::ServerContexts>(options.threading, options.threads)) {
+    impl_ = std::make_shared<detail::ServerImpl>(
+        contexts_->main_executor(), contexts_->pinned_executors(), std::move(identity),
+        std::move(trust), std::move(router), std::move(options));
 }
 
 Server::Server(boost::asio::any_io_executor executor, crypto::Identity identity,
                crypto::TrustStore trust, Router router, ServerOptions options)
-    : impl_(std::make_shared<detail::ServerImpl>(std::move(executor), std::move(identity),
-                                                 std::move(trust), std::move(router),
-                                                 std::move(options))) {}
+    // No io_contexts of its own to pin connections to: ServerOptions::threading does not apply
+    // and every connection gets a strand on `executor` (server.hpp).
+    : impl_(std::make_shared<detail::ServerImpl>(
+          std::move(executor), std::vector<detail::Executor>{}, std::move(identity),
+          std::move(trust), std::move(router), std::move(options))) {}
 
 Server::~Server() {
     if (impl_)
         impl_->shutdown();
+    impl_.reset();  // before the contexts: see ~ServerContexts
 }
 
 EndpointSpec Server::listen(std::string_view endpoint) {
@@ -518,27 +656,21 @@ std::vector<EndpointSpec> Server::local_endpoints() const {
 }
 
 boost::asio::awaitable<void> Server::async_run() {
+    if (contexts_ && contexts_->count() > 1) {
+        // Whoever runs get_executor()'s context would leave the others without a thread.
+        throw std::logic_error(
+            "sdmp::Server::async_run(): this server has one io_context per thread "
+            "(context_per_thread, threads > 1); use run()");
+    }
     return detail::ServerImpl::run(impl_);
 }
 
 void Server::run() {
-    if (!own_context_) {
+    if (!contexts_) {
         throw std::logic_error(
             "sdmp::Server::run() needs a server with its own io_context; use async_run()");
     }
-    std::exception_ptr error;
-    boost::asio::co_spawn(*own_context_, detail::ServerImpl::run(impl_),
-                          [&error](std::exception_ptr e) { error = e; });
-    std::vector<std::thread> threads;
-    for (std::size_t i = 1; i < threads_; ++i) {
-        threads.emplace_back([this] { own_context_->run(); });
-    }
-    own_context_->run();
-    for (auto& thread : threads)
-        thread.join();
-    own_context_->restart();
-    if (error)
-        std::rethrow_exception(error);
+    contexts_->run(impl_);
 }
 
 void Server::shutdown() {

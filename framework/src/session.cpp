@@ -272,6 +272,9 @@ SessionImpl::SessionImpl(tcp::socket socket, protocol::Established established,
         peer->local_endpoint = format_endpoint(local);
     }
     peer_ = std::move(peer);
+    // The writer tries each write at once before it waits (write_loop).
+    socket_.non_blocking(true, ec);
+    try_write_at_once_ = !ec;
 
     // The first records may have arrived with the peer's connection message.
     if (!established.leftover.empty())
@@ -791,7 +794,13 @@ SessionImpl::LevelChoice SessionImpl::choose_level(const Segment& segment) {
             return {};
         case CompressionPolicy::always:
             return {o.compression_level, 0};
-        case CompressionPolicy::automatic: {
+        case CompressionPolicy::automatic:
+        case CompressionPolicy::when_smaller: {
+            // automatic: while the socket takes every write at once, bytes are not what limits
+            // this session and compressing would only spend CPU (on a fast network it costs
+            // more time than the bytes it saves); once a write had to wait, compress.
+            if (o.compression == CompressionPolicy::automatic && !link_backlogged_)
+                return {};
             const std::size_t size = segment.bytes.size() + segment.tail.size();
             if (size < o.compress_threshold || o.compression_level <= 0)
                 return {};
@@ -903,8 +912,30 @@ asio::awaitable<void> SessionImpl::write_loop() {
             do_abort(seal_error);
             break;
         }
-        auto [ec, written] =
-            co_await asio::async_write(socket_, asio::buffer(wire.get(), used), use_tuple);
+        // The kernel usually takes the whole batch at once (the socket is non-blocking): then
+        // the write costs no trip through the scheduler. When it cannot, the link or the peer
+        // is slower than we produce, and the automatic policy compresses (see choose_level)
+        // until a write taken whole leaves nothing queued behind it.
+        boost::system::error_code ec;
+        std::size_t written = 0;
+        if (try_write_at_once_)
+            written = socket_.write_some(asio::buffer(wire.get(), used), ec);
+        if (ec == asio::error::would_block || ec == asio::error::try_again) {
+            ec = {};
+            written = 0;
+        }
+        if (!ec && written < used) {
+            link_backlogged_ = true;
+            auto [rest_ec, rest] = co_await asio::async_write(
+                socket_, asio::buffer(wire.get() + written, used - written), use_tuple);
+            ec = rest_ec;
+            written += rest;
+        } else if (queue_.empty() && space_waiters_.empty()) {
+            // Caught up: producers no longer outpace the link. (While messages still wait
+            // behind a link that takes our smaller, compressed writes whole, it still is the
+            // bottleneck, so compression stays on.)
+            link_backlogged_ = false;
+        }
         release(batch_data, batch_control);
         if (ec) {
             do_abort(ec);
@@ -1657,12 +1688,20 @@ boost::asio::awaitable<Reply> Session::call(std::string method, Bytes body,
     return detail::SessionImpl::call(impl_, std::move(method), std::move(body), std::move(options));
 }
 
+boost::asio::awaitable<Reply> Session::call(std::string method, Bytes body) const {
+    return call(std::move(method), std::move(body), CallOptions{});
+}
+
 boost::asio::awaitable<void> Session::notify(std::string method, Bytes body,
                                              CallOptions options) const {
     if (!impl_)
         throw std::logic_error("sdmp::Session: empty handle");
     return detail::SessionImpl::notify(impl_, std::move(method), std::move(body),
                                        std::move(options));
+}
+
+boost::asio::awaitable<void> Session::notify(std::string method, Bytes body) const {
+    return notify(std::move(method), std::move(body), CallOptions{});
 }
 
 void Session::close() const {
@@ -1692,6 +1731,11 @@ SessionStats Session::stats() const {
 
 Session Context::session() const {
     return session_->handle();
+}
+
+boost::asio::awaitable<Reply> Context::call(const Session& target, std::string method,
+                                            Bytes body) const {
+    return call(target, std::move(method), std::move(body), CallOptions{});
 }
 
 boost::asio::awaitable<Reply> Context::call(const Session& target, std::string method, Bytes body,

@@ -54,7 +54,8 @@ struct SessionConfig {
 
 class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
   public:
-    // `socket` must be bound to a strand; that strand becomes the session's.
+    // `socket` must be bound to a strand, or to an io_context that one thread runs; that
+    // executor becomes the session's.
     SessionImpl(tcp::socket socket, protocol::Established established, SessionConfig config);
     ~SessionImpl();
     SessionImpl(const SessionImpl&) = delete;
@@ -256,6 +257,9 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
     // shrink enough make the next `probe_skip_` large records go out at level 0 unprobed.
     std::uint32_t probe_skip_ = 0;
     std::uint32_t probe_backoff_ = 0;
+    // The last socket write could not be taken whole at once (CompressionPolicy::automatic).
+    bool link_backlogged_ = false;
+    bool try_write_at_once_ = false;  // the socket is non-blocking (write_loop)
 
     // Our calls. Calls from other threads go through the inbox: one strand post per batch.
     std::atomic<std::size_t> calls_active_{0};  // submitted and not finished (any thread)

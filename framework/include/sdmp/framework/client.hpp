@@ -79,7 +79,8 @@ class ReconnectingClient {
     boost::asio::awaitable<Session> session();
     // session() then Session::call; a call that fails with connection_closed before it was
     // answered is not retried (it may have been handled).
-    boost::asio::awaitable<Reply> call(std::string method, Bytes body, CallOptions options = {});
+    boost::asio::awaitable<Reply> call(std::string method, Bytes body, CallOptions options);
+    boost::asio::awaitable<Reply> call(std::string method, Bytes body);  // default options
     // Closes the current session gracefully and stops reconnecting; thread-safe, returns at
     // once. A session() (or call()) waiting out a backoff completes at once with
     // system_error(operation_aborted); one in the middle of a connect attempt does so when the

@@ -38,7 +38,7 @@ struct JsonCodec {
 // decode is thrown as StatusError(invalid_argument). Transport errors as in Session::call.
 template <typename Resp, typename Codec = JsonCodec, typename Req>
 requires BodyCodec<Codec, Req> && BodyCodec<Codec, Resp> boost::asio::awaitable<Resp> call_as(
-    Session session, std::string method, Req request, CallOptions options = {}) {
+    Session session, std::string method, Req request, CallOptions options) {
     Reply reply =
         co_await session.call(std::move(method), Codec::encode(request), std::move(options));
     if (!reply.is_ok())
@@ -51,6 +51,14 @@ requires BodyCodec<Codec, Req> && BodyCodec<Codec, Resp> boost::asio::awaitable<
                           std::string("reply does not decode: ") + e.what());
     }
     co_return std::move(*decoded);
+}
+
+// With default options (an overload, not a defaulted argument: see Session::call).
+template <typename Resp, typename Codec = JsonCodec, typename Req>
+requires BodyCodec<Codec, Req> && BodyCodec<Codec, Resp> boost::asio::awaitable<Resp> call_as(
+    Session session, std::string method, Req request) {
+    return call_as<Resp, Codec>(std::move(session), std::move(method), std::move(request),
+                                CallOptions{});
 }
 
 }  // namespace sdmp

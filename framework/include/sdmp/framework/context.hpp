@@ -75,7 +75,9 @@ class Context {
     // budget is inherited unless `options` sets an earlier deadline, so a chain of calls never
     // outlives its first caller's deadline. Same contract as Session::call.
     boost::asio::awaitable<Reply> call(const Session& target, std::string method, Bytes body,
-                                       CallOptions options = {}) const;
+                                       CallOptions options) const;
+    boost::asio::awaitable<Reply> call(const Session& target, std::string method,
+                                       Bytes body) const;  // default options
 
   private:
     friend class detail::SessionImpl;

@@ -28,10 +28,16 @@ class Session;
 // How the writer picks the DEFLATE level of each record (protocol.md §5.1).
 enum class CompressionPolicy : unsigned char {
     never,  // level 0 (stored blocks) always
-    // Level 0 below `compress_threshold`; above it, a 4 KiB sample of the record is compressed
-    // and `compression_level` is used only when the sample shrank by at least a tenth (after
-    // samples that did not, up to 64 large records go out at level 0 before the next probe).
+    // Compress only while bytes are what limits the session: as long as the socket takes every
+    // write at once, level 0 (compressing would only spend CPU); after a write had to wait for
+    // the link or the peer, records are chosen as with `when_smaller`, until a write is taken
+    // whole again.
     automatic,
+    // Whatever the link does: level 0 below `compress_threshold`; above it, a 4 KiB sample of
+    // the record is compressed and `compression_level` is used only when the sample shrank by
+    // at least a tenth (after samples that did not, up to 64 large records go out at level 0
+    // before the next probe). For metered links, where every byte saved counts.
+    when_smaller,
     always,  // `compression_level` for every record
 };
 
@@ -56,7 +62,7 @@ struct SessionOptions {
     // The writer coalesces queued messages into one record up to this payload size.
     std::size_t max_record_payload = std::size_t{256} << 10;
     CompressionPolicy compression = CompressionPolicy::automatic;
-    std::size_t compress_threshold = 4096;  // bytes of payload (automatic policy)
+    std::size_t compress_threshold = 4096;  // bytes of payload (automatic, when_smaller)
     int compression_level = 1;              // libdeflate level used when compressing
     // Send a ping after this long without receiving anything; close when the peer still sends
     // nothing for as long again. 0 = off.
@@ -120,10 +126,36 @@ struct SourceLimits {
     bool exempt_loopback = true;
 };
 
+// How a server that owns its io_context spreads connections over ServerOptions::threads
+// threads in Server::run(). Either way every coroutine of one connection runs serially, so
+// session state needs no lock; the models differ in which thread may run a connection. A server
+// on the application's executor ignores this: each of its connections gets a strand on that
+// executor, and the application decides which threads run it.
+enum class ThreadingModel : unsigned char {
+    // One io_context run by every thread; each connection gets its own strand on it. Any
+    // thread can pick up any connection that has work, so uneven load spreads by itself.
+    strand_per_session,
+    // One io_context per thread (concurrency hint 1, so its scheduler takes its single-thread
+    // fast paths); each accepted connection is pinned to the context with the fewest
+    // connections at that moment and runs only there, without a strand. Cheaper per operation
+    // (no strand queue, fewer hand-overs between threads), but placement counts connections,
+    // not work: two busy connections can share a thread while another idles, and a handler
+    // that blocks its thread holds up every connection pinned there. Accept loops, shutdown
+    // and async_run() itself live on the first context.
+    context_per_thread,
+};
+
 struct ServerOptions {
     HandshakeOptions handshake;
     SessionOptions session;
-    std::size_t threads = 1;           // used by Server::run() on the server's own io_context
+    std::size_t threads = 1;  // used by Server::run() on the server's own io_context(s)
+    // Default context_per_thread: against strand_per_session with 2 threads it served 14 %
+    // more requests/s with 16 busy sessions and 7 % more even when both busy sessions shared
+    // one thread, at the same handshake rate (bench/micro/threading_bench; docs/performance.md,
+    // "Server threading model"). With threads = 1 the two differ only by the strands. Prefer
+    // strand_per_session when handlers block their thread, or for a few connections of very
+    // uneven load on many cores.
+    ThreadingModel threading = ThreadingModel::context_per_thread;
     std::size_t max_sessions = 10000;  // connections (handshaking or established); more
                                        // are refused with `nope`
     std::size_t max_handshakes = 256;  // handshakes in progress; more are refused with `nope`
@@ -132,8 +164,8 @@ struct ServerOptions {
     int listen_backlog = 1024;
     Logger logger;
     std::shared_ptr<Metrics> metrics;  // nullptr = a private instance
-    // Called on the session's strand once a session is established (e.g. to keep a handle for
-    // server-initiated calls). Must not block.
+    // Called on the session's strand (context_per_thread: on its context's thread) once a
+    // session is established (e.g. to keep a handle for server-initiated calls). Must not block.
     std::function<void(const Session&)> on_session;
     SourceLimits source_limits;  // per-source handshake rate and concurrency (see above)
 };

@@ -9,11 +9,17 @@
 //   server.listen("[::]:7000");
 //   server.run();   // until server.shutdown() (from a signal handler thread, a handler, ...)
 //
-// Threading: the server's executor (its own io_context run by `threads` threads, or one the
-// application passes and runs) is shared by every connection, and each connection gets its own
-// strand on which all of its coroutines run (handshake, reader, writer, handlers). A busy
-// session therefore never pins a thread, any thread can pick up any session, and no session
-// state needs a lock.
+// Threading (ServerOptions::threading, ThreadingModel in options.hpp). Every coroutine of one
+// connection (handshake, reader, writer, keepalive, handlers) runs serially, so no session state
+// needs a lock. By default (context_per_thread) a server with its own io_contexts runs
+// `threads` of them, one thread each, and pins every accepted connection to the one with the
+// fewest connections at that moment; its coroutines run only there, with no strand. With
+// strand_per_session one io_context is run by all `threads` threads and each connection gets a
+// strand on it: any thread can pick up any session with work, and a busy session never pins a
+// thread. Pinning was measured faster on the development machine even when two busy sessions
+// share a thread (docs/performance.md, "Server threading model"); strands suit handlers that
+// block their thread. A server on the application's executor always gives each connection a
+// strand on that executor (ServerOptions::threading and threads do not apply).
 //
 // Admission (ServerOptions, defaults in options.hpp): every connection over a limit is refused
 // exactly like a failed handshake, `nope` then close (protocol.md §3.6), and counted in
@@ -43,22 +49,22 @@
 #include "sdmp/framework/options.hpp"
 #include "sdmp/framework/router.hpp"
 
-namespace boost::asio {
-class io_context;
-}
-
 namespace sdmp {
 
 namespace detail {
 class ServerImpl;
-}
+class ServerContexts;
+}  // namespace detail
 
 class Server {
   public:
-    // A server with its own io_context, run by ServerOptions::threads threads in run().
+    // A server with its own io_context(s), run by ServerOptions::threads threads in run():
+    // one io_context shared by every thread, or one per thread (ServerOptions::threading).
     Server(crypto::Identity identity, crypto::TrustStore trust, Router router,
            ServerOptions options = {});
-    // A server on the application's executor (the application runs it; use async_run()).
+    // A server on the application's executor (the application runs it; use async_run()). Each
+    // connection gets a strand on that executor: ServerOptions::threads and threading do not
+    // apply (the server cannot pin connections to io_contexts that the application runs).
     Server(boost::asio::any_io_executor executor, crypto::Identity identity,
            crypto::TrustStore trust, Router router, ServerOptions options = {});
     ~Server();
@@ -72,10 +78,13 @@ class Server {
     std::vector<EndpointSpec> local_endpoints() const;
 
     // Serves until shutdown(), then until every session has closed and every handler has
-    // finished. Exceptions of the accept loops are rethrown here.
+    // finished. Exceptions of the accept loops are rethrown here. A server with several
+    // io_contexts of its own (context_per_thread, threads > 1) throws std::logic_error at
+    // once: only run() runs all of them.
     boost::asio::awaitable<void> async_run();
-    // For a server with its own io_context: runs async_run() on `threads` threads (the calling
-    // thread is one of them) and returns when it completes. Rethrows its exception.
+    // For a server with its own io_context(s): runs async_run() on `threads` threads (the
+    // calling thread is one of them) and returns when it completes and every io_context has
+    // run out of work. Rethrows its exception.
     void run();
 
     // Graceful shutdown; thread-safe, returns at once: stops accepting, sends goaway on every
@@ -94,11 +103,12 @@ class Server {
     std::size_t session_count() const noexcept;
     MetricsSnapshot metrics() const;
     std::shared_ptr<Metrics> metrics_registry() const noexcept;
+    // The executor of the accept loops and of async_run() (context_per_thread: the first
+    // io_context's).
     boost::asio::any_io_executor get_executor() const noexcept;
 
   private:
-    std::unique_ptr<boost::asio::io_context> own_context_;  // destroyed last
-    std::size_t threads_ = 1;
+    std::unique_ptr<detail::ServerContexts> contexts_;  // own io_contexts; destroyed last
     std::shared_ptr<detail::ServerImpl> impl_;
 };
 

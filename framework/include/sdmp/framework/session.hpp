@@ -52,14 +52,16 @@ class Session {
     // when the request is larger than max_message_size (nothing is sent), and with
     // errc::connection_closed when the session is or becomes closed before an answer.
     // May be awaited from any executor; the work runs on the session's strand.
-    boost::asio::awaitable<Reply> call(std::string method, Bytes body,
-                                       CallOptions options = {}) const;
+    boost::asio::awaitable<Reply> call(std::string method, Bytes body, CallOptions options) const;
+    // With default options. Overloads, not defaulted arguments: GCC 12 destroys a defaulted
+    // class-type argument of a call inside `co_await` twice.
+    boost::asio::awaitable<Reply> call(std::string method, Bytes body) const;
 
     // Sends a one-way notification (only `metadata` and `no_compress` of `options` apply).
     // Completes when the message is queued (it may wait for queue space). Same exceptions as
     // call().
-    boost::asio::awaitable<void> notify(std::string method, Bytes body,
-                                        CallOptions options = {}) const;
+    boost::asio::awaitable<void> notify(std::string method, Bytes body, CallOptions options) const;
+    boost::asio::awaitable<void> notify(std::string method, Bytes body) const;
 
     // Graceful close, returns at once (thread-safe): sends goaway, lets calls in both directions
     // finish for up to `drain` (SessionOptions::drain_timeout by default; then what remains is
