@@ -16,7 +16,11 @@ foreach(i RANGE ${last})
   string(JSON scenario GET "${json}" results ${i} scenario)
   string(JSON system GET "${json}" results ${i} system)
   string(JSON value GET "${json}" results ${i} value)
-  if(value LESS_EQUAL 0)
+  # A rate or a latency is positive in any build. idle_session_kib is a difference of two
+  # resident-set readings: under the sanitizers' allocators (which keep freed memory in
+  # quarantine and ignore malloc_trim) and with --quick's single round it can come out
+  # negative; it is judged from full Release runs only (docs/performance.md).
+  if(NOT scenario STREQUAL "idle_session_kib" AND value LESS_EQUAL 0)
     message(FATAL_ERROR "${scenario}/${system}: value ${value} is not positive")
   endif()
   list(APPEND seen "${scenario}/${system}")

@@ -137,7 +137,10 @@ class ReconnectingClientImpl : public std::enable_shared_from_this<ReconnectingC
             if (self->session_)
                 self->session_->close();
             self->session_.reset();
-            // A connecting session() may be waiting out its backoff: end the wait now.
+            // A connecting session() may be in an attempt or waiting out its backoff: end
+            // either now.
+            if (self->attempt_running_)
+                self->connect_cancel_.emit(asio::cancellation_type::terminal);
             if (self->backoff_ != nullptr)
                 self->backoff_->cancel();
             if (self->attempt_done_)
@@ -177,8 +180,20 @@ class ReconnectingClientImpl : public std::enable_shared_from_this<ReconnectingC
         for (std::size_t attempt = 1;; ++attempt) {
             std::exception_ptr failure;
             try {
-                Session fresh =
-                    co_await connect(executor_, endpoint_, peer_, identity_, trust_, options_);
+                // Spawned with its own cancellation slot, so that close() can end the attempt
+                // (TCP connect or handshake) instead of waiting for its timeout. The signal is
+                // emitted only while the attempt runs: after it, the handler the attempt left
+                // in the slot refers to finished work.
+                struct Running {
+                    bool& flag;
+                    explicit Running(bool& f) : flag(f) { flag = true; }
+                    ~Running() { flag = false; }
+                    Running(const Running&) = delete;
+                    Running& operator=(const Running&) = delete;
+                } running{attempt_running_};
+                Session fresh = co_await asio::co_spawn(
+                    strand_, connect(executor_, endpoint_, peer_, identity_, trust_, options_),
+                    asio::bind_cancellation_slot(connect_cancel_.slot(), asio::use_awaitable));
                 if (closed_) {
                     fresh.close();
                     throw boost::system::system_error(asio::error::operation_aborted);
@@ -236,6 +251,8 @@ class ReconnectingClientImpl : public std::enable_shared_from_this<ReconnectingC
     bool closed_ = false;
     std::shared_ptr<WakeChannel> attempt_done_;  // closed when the current attempt ends
     Timer* backoff_ = nullptr;  // the backoff being waited out, if any (strand only)
+    asio::cancellation_signal connect_cancel_;  // ends the attempt in progress (strand only)
+    bool attempt_running_ = false;              // a connect attempt is awaited (strand only)
     std::atomic<std::uint64_t> connects_{0};
 };
 

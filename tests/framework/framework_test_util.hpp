@@ -180,6 +180,22 @@ inline void notify(Signal& signal) {
     signal.try_send(boost::system::error_code{});
 }
 
+// Starts `client.session()` on `executor`; when it completes, `aborted` tells whether it failed
+// with operation_aborted (what ReconnectingClient::close() makes a waiting session() do) and
+// `finished` is notified.
+inline void watch_session(asio::any_io_executor executor, sdmp::ReconnectingClient& client,
+                          bool& aborted, Signal& finished) {
+    asio::co_spawn(executor, client.session(), [&](std::exception_ptr error, sdmp::Session) {
+        try {
+            if (error)
+                std::rethrow_exception(error);
+        } catch (const boost::system::system_error& e) {
+            aborted = e.code() == asio::error::operation_aborted;
+        }
+        notify(finished);
+    });
+}
+
 // A never-completing wait for handlers that should only end by cancellation.
 inline awaitable<void> wait_forever() {
     asio::steady_timer timer(co_await asio::this_coro::executor);

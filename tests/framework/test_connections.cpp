@@ -410,6 +410,34 @@ TEST_CASE("a reconnecting client gets a new session after the old one broke",
     drain(io);
 }
 
+TEST_CASE("closing a reconnecting client ends a connect attempt in progress",
+          "[framework][loopback][reconnect]") {
+    // A listener that accepts and then says nothing: the client's handshake would wait for
+    // its (here one-hour) timeout.
+    asio::io_context io;
+    tcp::acceptor silent(io, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+    const std::string endpoint = "127.0.0.1:" + std::to_string(silent.local_endpoint().port());
+    auto options = client_options();
+    options.handshake.timeout = std::chrono::hours(1);
+    sdmp::ReconnectingClient client(io.get_executor(), endpoint, keys().server.fingerprint(),
+                                    keys().client, keys().client_trust, options);
+    bool aborted = false;
+    run(io, [&]() -> awaitable<void> {
+        const auto executor = co_await asio::this_coro::executor;
+        Signal finished(executor, 1);
+        watch_session(executor, client, aborted, finished);
+        // The TCP connection is up and the client waits in its handshake.
+        tcp::socket held = co_await silent.async_accept(asio::use_awaitable);
+        client.close();
+        co_await wait(finished);  // without the cancellation this waits an hour
+        boost::system::error_code ignored;
+        held.close(ignored);
+    }());
+    CHECK(aborted);
+    CHECK(client.connects() == 0);
+    drain(io);
+}
+
 TEST_CASE("a server on the application's executor listens on several endpoints",
           "[framework][loopback]") {
     asio::io_context io;

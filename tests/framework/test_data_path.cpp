@@ -163,13 +163,15 @@ TEST_CASE("automatic compression starts once writes back up behind a stalled pee
         ~OpenAtExit() { now(); }
     } open_gate{gate};
     sdmp::Router router;
-    router.add("stall", [opened](sdmp::Context&, sdmp::Bytes) -> awaitable<sdmp::Reply> {
-        opened.wait();
-        co_return sdmp::Reply::ok(sdmp::Bytes{});
-    });
-    router.add("sink", [](sdmp::Context&, sdmp::Bytes) -> awaitable<sdmp::Reply> {
-        co_return sdmp::Reply::ok(sdmp::Bytes{});
-    });
+    std::atomic<bool> stalled{false};
+    router.on_notification("stall",
+                           [opened, &stalled](sdmp::Context&, sdmp::Bytes) -> awaitable<void> {
+                               stalled = true;
+                               opened.wait();
+                               co_return;
+                           });
+    router.on_notification("sink",
+                           [](sdmp::Context&, sdmp::Bytes) -> awaitable<void> { co_return; });
     auto options = server_options();
     options.threads = 1;
     TestServer server(std::move(router), options);
@@ -207,6 +209,7 @@ TEST_CASE("automatic compression starts once writes back up behind a stalled pee
             poll.expires_after(std::chrono::milliseconds(1));
             co_await poll.async_wait(asio::use_awaitable);
         }
+        CHECK(stalled);
         CHECK(session.stats().blocked_senders > 0);
         // Every write completed so far went out before the backlog, stored.
         sent_before = metrics->snapshot().bytes_out;

@@ -231,15 +231,7 @@ TEST_CASE("close() ends a reconnecting client's backoff at once",
     run(io, [&]() -> awaitable<void> {
         const auto executor = co_await asio::this_coro::executor;
         Signal finished(executor, 1);
-        asio::co_spawn(executor, client.session(), [&](std::exception_ptr error, sdmp::Session) {
-            try {
-                if (error)
-                    std::rethrow_exception(error);
-            } catch (const boost::system::system_error& e) {
-                aborted = e.code() == asio::error::operation_aborted;
-            }
-            notify(finished);
-        });
+        watch_session(executor, client, aborted, finished);
         // The first attempt was refused; the client is now waiting out its hour.
         co_await wait(attempt_failed);
         client.close();
