@@ -171,6 +171,7 @@ constexpr std::uint8_t k_opt_suite2 = 4;  // initiator: offer suite 2
 constexpr std::uint8_t k_opt_chacha = 1;  // records: ChaCha20-Poly1305
 constexpr std::uint8_t k_opt_small = 2;   // records: small limits
 constexpr std::uint8_t k_opt_feed = 4;    // records: feed() rather than prepare()/commit()
+constexpr std::uint8_t k_opt_view = 32;   // records: next_view() (the session's) rather than next()
 
 struct Stream {
     std::uint8_t options = 0;
@@ -270,6 +271,7 @@ struct RecordSetup {
     AeadAlgorithm aead = AeadAlgorithm::aes_256_gcm;
     protocol::RecordLimits limits;
     bool use_feed = false;
+    bool use_view = false;
     std::size_t prepare_min = 1;
 };
 
@@ -283,6 +285,7 @@ RecordSetup record_setup(std::uint8_t options) {
         s.limits.max_payload_size = 4096;
     }
     s.use_feed = (options & k_opt_feed) != 0;
+    s.use_view = (options & k_opt_view) != 0;
     static constexpr std::array<std::size_t, 4> k_prepare_sizes = {1, 64, 4096, 65536};
     s.prepare_min = k_prepare_sizes[(options >> 3) & 0x03u];
     return s;
@@ -301,11 +304,20 @@ struct OpenResult {
 };
 
 // Pulls every complete record (protocol.md §5.3).
-void drain(protocol::RecordOpener& opener, const protocol::RecordLimits& limits, OpenResult& r) {
+void drain(protocol::RecordOpener& opener, const RecordSetup& setup, OpenResult& r) {
+    const protocol::RecordLimits& limits = setup.limits;
     for (;;) {
         require(opener.bytes_wanted() >= 1, "bytes_wanted() must be at least 1");
         Bytes payload;
-        const std::error_code ec = opener.next(payload);
+        std::error_code ec;
+        if (setup.use_view) {
+            ByteView view;
+            ec = opener.next_view(view);
+            require(!ec || view.empty(), "next_view() gave a payload with an error");
+            payload.assign(view.begin(), view.end());
+        } else {
+            ec = opener.next(payload);
+        }
         if (!ec) {
             require(!payload.empty(), "opened an empty payload (protocol.md §5.1)");
             require(payload.size() <= limits.max_payload_size, "payload above max_payload_size");
@@ -342,10 +354,10 @@ OpenResult open_chunks(const RecordSetup& setup, const SecretBytes& key,
                        std::span<const ByteView> chunks) {
     protocol::RecordOpener opener(provider(), setup.aead, key, setup.limits);
     OpenResult r;
-    drain(opener, setup.limits, r);
+    drain(opener, setup, r);
     for (std::size_t i = 0; i < chunks.size(); ++i) {
         put(opener, setup, chunks[i]);
-        drain(opener, setup.limits, r);
+        drain(opener, setup, r);
         if (r.end == errc::need_more_data)
             continue;
         // protocol.md §5.6: after a fatal error nothing more is interpreted.
@@ -1132,7 +1144,7 @@ int fuzz_record_plaintext(const std::uint8_t* data, std::size_t size) {
     protocol::RecordOpener opener(provider(), setup.aead, record_key(), setup.limits);
     opener.feed(stream);
     OpenResult r;
-    drain(opener, setup.limits, r);
+    drain(opener, setup, r);
     require(r.end != errc::authentication_failed,
             "a record sealed as protocol.md §5 says does not authenticate");
     require((r.end == errc::need_more_data) == (r.payloads.size() == segments.size()),
@@ -1145,15 +1157,35 @@ int fuzz_record_plaintext(const std::uint8_t* data, std::size_t size) {
     for (const Bytes& payload : r.payloads) {
         check_round_trip(payload, protocol::MessageLimits{});
         Bytes frame;
-        if (const std::error_code ec = sealer.seal(payload, level, frame)) {
+        std::error_code ec;
+        if (setup.use_view) {
+            // The session's path: the payload as two parts (a message head and its body),
+            // stored blocks instead when the level does not halve it, into sized space.
+            const ByteView whole(payload);
+            const std::size_t split = payload.size() / 3;
+            const ByteView parts[2] = {whole.first(split), whole.subspan(split)};
+            frame.resize(sealer.sealed_size_bound(payload.size(), level));
+            std::size_t written = 0;
+            ec = sealer.seal_into(parts, level, payload.size() / 2, frame, written);
+            frame.resize(written);
+        } else {
+            ec = sealer.seal(payload, level, frame);
+        }
+        if (ec) {
             require(ec == errc::limit_exceeded && frame.empty(),
                     "RecordSealer failed on a payload within max_payload_size");
             continue;
         }
         reopener.feed(frame);
         Bytes back;
-        require(!reopener.next(back) && back == payload,
-                "a record from RecordSealer does not open to its payload");
+        if (setup.use_view) {
+            ByteView view;
+            ec = reopener.next_view(view);
+            back.assign(view.begin(), view.end());
+        } else {
+            ec = reopener.next(back);
+        }
+        require(!ec && back == payload, "a record from RecordSealer does not open to its payload");
     }
     return 0;
 }

@@ -191,6 +191,18 @@ class ReconnectingClientImpl : public std::enable_shared_from_this<ReconnectingC
                     Running(const Running&) = delete;
                     Running& operator=(const Running&) = delete;
                 } running{attempt_running_};
+                // That slot replaces the one this coroutine would pass on, so the caller's own
+                // cancellation (a timeout around session(), a cancelled parent) is forwarded
+                // into it, or the attempt would outlive a caller who gave up. co_spawn delivers
+                // it on the strand, where the signal lives.
+                asio::cancellation_slot caller =
+                    (co_await asio::this_coro::cancellation_state).slot();
+                if (caller.is_connected()) {
+                    caller.assign([this](asio::cancellation_type type) {
+                        if (attempt_running_)
+                            connect_cancel_.emit(type);
+                    });
+                }
                 Session fresh = co_await asio::co_spawn(
                     strand_, connect(executor_, endpoint_, peer_, identity_, trust_, options_),
                     asio::bind_cancellation_slot(connect_cancel_.slot(), asio::use_awaitable));

@@ -568,8 +568,6 @@ class ServerContexts {
     // early; they are dropped when the run coroutine completes, after which each context
     // returns once the last of its work (posted completions, closing sockets) is done.
     void run(std::shared_ptr<ServerImpl> impl) {
-        // Shared with the completion handler, which may outlive this call if starting a thread
-        // fails (it then stays queued until the next run() or the destructor).
         struct RunState {
             std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
             std::exception_ptr error;
@@ -577,12 +575,6 @@ class ServerContexts {
         auto state = std::make_shared<RunState>();
         for (auto& context : contexts_)
             state->guards.push_back(asio::make_work_guard(*context));
-        asio::co_spawn(*contexts_.front(), ServerImpl::run(std::move(impl)),
-                       [state](std::exception_ptr e) {
-                           state->error = e;
-                           for (auto& guard : state->guards)
-                               guard.reset();
-                       });
         const std::size_t per_context = model_ == ThreadingModel::context_per_thread ? 1 : threads_;
         std::vector<std::thread> threads;
         try {
@@ -602,6 +594,14 @@ class ServerContexts {
                 context->restart();
             throw;
         }
+        // Only once every thread runs (the guards keep them waiting): if one could not be
+        // started, nothing was queued that a later run() would find.
+        asio::co_spawn(*contexts_.front(), ServerImpl::run(std::move(impl)),
+                       [state](std::exception_ptr e) {
+                           state->error = e;
+                           for (auto& guard : state->guards)
+                               guard.reset();
+                       });
         contexts_.front()->run();
         for (auto& thread : threads)
             thread.join();

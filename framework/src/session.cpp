@@ -408,9 +408,11 @@ void SessionImpl::begin_drain(std::chrono::milliseconds drain) {
         self->config_.logger.info("{}: drain deadline passed; cancelling what is left",
                                   self->config_.side);
         self->cancel_all_tasks(Status::shutting_down);
-        self->fail_pending(errc::session_shutting_down);
-        // Answers still waiting for queue space (a peer that does not read) give up too.
+        // Answers and calls still waiting for queue space (a peer that does not read) give up
+        // first: finishing a sent call frees no space, but withdrawing a waiter could grant the
+        // next one, whose request would then go out although its caller was told it failed.
         self->fail_waiters(errc::session_shutting_down);
+        self->fail_pending(errc::session_shutting_down);
         self->maybe_finish_drain();
     });
     maybe_finish_drain();
@@ -427,8 +429,8 @@ void SessionImpl::begin_closing() {
     state_ = State::closing;
     mark_not_open();
     drain_timer_.cancel();
+    fail_waiters(errc::connection_closed);  // first, as in begin_drain's deadline
     fail_pending(errc::connection_closed);
-    fail_waiters(errc::connection_closed);
     writer_finish_ = true;
     wake_writer_later();
     // Bounds the flush of what is queued; restarted for the peer's end once the writer is done.
@@ -674,7 +676,9 @@ SessionImpl::Segment& SessionImpl::segment_for(std::size_t size, bool no_compres
 // Encodes `message` (`size` = its encoded_size) straight into the queue. The caller has
 // reserved the space (data) or checked the control allowance. Nothing is queued on failure. A
 // large body is moved out of `message` into a segment of its own and gathered by the sealer,
-// so its bytes are copied once (into the record), not twice.
+// so its bytes are copied once (into the record), not twice. Like enqueue_encoded, it may run
+// the writer inline, whose write may fail and abort the session before it returns: callers do
+// their bookkeeping first (counts, phases) and afterwards touch nothing the abort may free.
 std::error_code SessionImpl::enqueue(protocol::Message& message, std::size_t size, bool no_compress,
                                      bool control) {
     Bytes* const body = std::visit(Overloaded{
@@ -740,11 +744,13 @@ void SessionImpl::send_control(protocol::Message message) {
         do_abort(errc::queue_full);
         return;
     }
+    // Counted before queuing: the writer may run inline and release it at once.
+    control_bytes_ += size;
     if (const auto ec = enqueue(message, size, false, true)) {
+        control_bytes_ -= size;
         config_.logger.error("{}: cannot encode a control message: {}", config_.side, ec.message());
         return;
     }
-    control_bytes_ += size;
     update_queue_stats();
 }
 
@@ -976,8 +982,12 @@ asio::awaitable<boost::system::error_code> SessionImpl::read_loop() {
             for (std::size_t i = 0; i < messages.size(); ++i) {
                 const ProducerScope scope(*this, i + 1 < messages.size());
                 dispatch(std::move(messages[i]));
-                if (aborted_)
+                if (aborted_) {
+                    // Requests of this record already queued still need a worker to end them
+                    // (cancelled), or run() would wait for them forever.
+                    start_workers();
                     co_return boost::system::error_code(close_reason_);
+                }
             }
             start_workers();
         }
@@ -1121,11 +1131,20 @@ void SessionImpl::on_goaway(const protocol::GoAway& goaway) {
         }
     }
     stats_.pending_calls.store(pending_.size(), std::memory_order_relaxed);
+    // Out of the space queue first, all of them: finishing one could otherwise grant space to
+    // another refused call, whose request would then still go out.
+    std::erase_if(space_waiters_, [&](SpaceWaiter* waiter) {
+        return std::any_of(refused.begin(), refused.end(),
+                           [&](const auto& op) { return op.get() == waiter; });
+    });
+    for (const auto& op : refused)
+        op->queued = false;
     for (const auto& op : refused) {
         finish_call(*op, {},
                     Reply::error(Status::shutting_down,
                                  "the peer is shutting down; the call was not handled"));
     }
+    release(0, 0);  // what they held up at the head of the queue may go now
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1460,7 +1479,7 @@ void SessionImpl::start_call(const std::shared_ptr<CallOp>& op) {
         finish_call(*op, {}, Reply::error(Status::shutting_down, "the peer is shutting down"));
         return;
     }
-    if (op->deadline && *op->deadline <= op->started) {
+    if (op->deadline && *op->deadline <= SteadyClock::now()) {
         finish_call(*op, {},
                     Reply::error(Status::deadline_exceeded,
                                  "the deadline passed before the call was sent"));
@@ -1485,11 +1504,13 @@ void SessionImpl::start_call(const std::shared_ptr<CallOp>& op) {
     stats_.pending_calls.store(pending_.size(), std::memory_order_relaxed);
     std::error_code ec;
     if (try_reserve(size)) {
+        // Sent before it is queued: the writer may run inline, and a write that fails there
+        // fails this call (phase done) before enqueue returns.
+        op->phase = CallOp::Phase::sent;
         ec = enqueue(message, size, op->no_compress, false);
         if (ec) {
+            op->phase = CallOp::Phase::submitted;
             release(size, 0);
-        } else {
-            op->phase = CallOp::Phase::sent;
         }
     } else {
         // A peer that reads slowly makes us wait here, not buffer.
@@ -1503,6 +1524,8 @@ void SessionImpl::start_call(const std::shared_ptr<CallOp>& op) {
         finish_call(*op, ec, std::nullopt);  // also leaves pending_
         return;
     }
+    if (op->phase == CallOp::Phase::done)
+        return;  // failed by the session while it was queued (see above)
     if (op->deadline) {
         op->timer.emplace(strand_);
         op->timer->expires_at(*op->deadline);
@@ -1527,9 +1550,11 @@ void SessionImpl::call_granted(CallOp& op) {
         release(op.need, 0);
         return;
     }
-    enqueue_encoded(std::move(op.encoded), op.no_compress);
-    op.encoded = Bytes();
+    // Nothing of `op` is touched after queuing: the writer may run inline, and a write that
+    // fails there fails the call, whose table entry may have been its last owner.
+    Bytes encoded = std::exchange(op.encoded, Bytes());
     op.phase = CallOp::Phase::sent;
+    enqueue_encoded(std::move(encoded), op.no_compress);
 }
 
 void SessionImpl::cancel_call(CallOp& op) {
@@ -1740,7 +1765,8 @@ boost::asio::awaitable<Reply> Context::call(const Session& target, std::string m
 
 boost::asio::awaitable<Reply> Context::call(const Session& target, std::string method, Bytes body,
                                             CallOptions options) const {
-    // The earliest deadline wins in call_on_strand, so inheriting never extends a budget.
+    // The earliest deadline wins when the call starts (CallInitiation), so inheriting never
+    // extends a budget.
     options.parent = this;
     return target.call(std::move(method), std::move(body), std::move(options));
 }

@@ -136,6 +136,7 @@ struct RecordOpener::Impl {
     std::uint8_t* view_space(std::size_t size) {
         if (size > out_capacity || (out_capacity > k_keep_view && size <= out_capacity / 4)) {
             out.reset();
+            out_capacity = 0;  // stays consistent if the allocation throws
             out = std::make_unique_for_overwrite<std::uint8_t[]>(size);
             out_capacity = size;
         }

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
 #include <boost/asio/io_context.hpp>
@@ -180,20 +181,22 @@ inline void notify(Signal& signal) {
     signal.try_send(boost::system::error_code{});
 }
 
-// Starts `client.session()` on `executor`; when it completes, `aborted` tells whether it failed
-// with operation_aborted (what ReconnectingClient::close() makes a waiting session() do) and
-// `finished` is notified.
+// Starts `client.session()` on `executor`, cancellable through `cancel`; when it completes,
+// `aborted` tells whether it failed with operation_aborted (what ReconnectingClient::close()
+// or a cancellation makes a waiting session() do) and `finished` is notified.
 inline void watch_session(asio::any_io_executor executor, sdmp::ReconnectingClient& client,
-                          bool& aborted, Signal& finished) {
-    asio::co_spawn(executor, client.session(), [&](std::exception_ptr error, sdmp::Session) {
-        try {
-            if (error)
-                std::rethrow_exception(error);
-        } catch (const boost::system::system_error& e) {
-            aborted = e.code() == asio::error::operation_aborted;
-        }
-        notify(finished);
-    });
+                          bool& aborted, Signal& finished, asio::cancellation_slot cancel = {}) {
+    asio::co_spawn(
+        executor, client.session(),
+        asio::bind_cancellation_slot(cancel, [&](std::exception_ptr error, sdmp::Session) {
+            try {
+                if (error)
+                    std::rethrow_exception(error);
+            } catch (const boost::system::system_error& e) {
+                aborted = e.code() == asio::error::operation_aborted;
+            }
+            notify(finished);
+        }));
 }
 
 // A never-completing wait for handlers that should only end by cancellation.

@@ -609,6 +609,71 @@ TEST_CASE("a 300-byte method name closes the connection", "[framework][loopback]
     drain(io);
 }
 
+TEST_CASE("a request id reused within one record closes the connection and ends the session",
+          "[framework][loopback][adversarial]") {
+    // The first request is queued for a worker when the second aborts the session in the
+    // middle of the record: it must still be run (cancelled) so that the session can end.
+    auto sink = std::make_shared<WatchSink>();
+    auto options = adversarial_options();
+    options.logger = sdmp::Logger(sink, sdmp::LogLevel::info);
+    TestServer server(echo_router(), options);
+    asio::io_context io;
+    RawPeer peer = RawPeer::connect(io, server.endpoint());
+    peer.send(peer.seal({protocol::Request{1, "echo", 0, {}, sdmp::bytes_of("first")},
+                         protocol::Request{1, "echo", 0, {}, sdmp::bytes_of("again")}}));
+    const ReadResult result = read_to_eof(peer.socket());
+    CHECK(ended(result));
+    CHECK(sink->wait_for(ends_because(sdmp::errc::malformed)) == 1);
+    const std::string closed =
+        "session with " + keys().client.fingerprint().short_hex() + " closed";
+    CHECK(sink->wait_for(closed) == 1);
+    good_call(io, server, "after the reused id");
+    drain(io);
+}
+
+TEST_CASE("answers sent as control messages do not use up the control allowance",
+          "[framework][loopback][adversarial][limits]") {
+    // Each unknown-method answer is a control message of ~40 bytes, and the writer, run inline,
+    // usually sends it before send_control returns: the allowance must come back every time.
+    constexpr int k_calls = 200;
+    std::mutex mutex;
+    std::optional<sdmp::Session> served;  // the server's end
+    auto options = server_options();
+    options.session.max_control_bytes = 512;
+    options.on_session = [&](const sdmp::Session& session) {
+        const std::lock_guard lock(mutex);
+        served = session;
+    };
+    TestServer server(echo_router(), options);
+    asio::io_context io;
+    run(io, [&]() -> awaitable<void> {
+        const sdmp::Session session = co_await connect_client(server, client_options());
+        int unknown = 0;
+        for (int i = 0; i < k_calls; ++i) {
+            const sdmp::Reply reply = co_await session.call("no.such.method", sdmp::Bytes{});
+            if (reply.status != sdmp::Status::unknown_method)
+                break;
+            ++unknown;
+        }
+        CHECK(unknown == k_calls);
+        const sdmp::Reply echoed = co_await session.call("echo", sdmp::bytes_of("still here"));
+        CHECK(echoed.body == sdmp::bytes_of("still here"));
+        CHECK(session.is_open());
+        {
+            const std::lock_guard lock(mutex);
+            CHECK(served.has_value());
+            // Nothing is queued at the server's end once every answer has arrived.
+            if (served)
+                CHECK(served->stats().control_bytes == 0);
+            served.reset();  // a handle must not outlive the server's io_context
+        }
+        session.close();
+        const std::error_code reason = co_await session.wait_closed();
+        CHECK_FALSE(reason);
+    }());
+    drain(io);
+}
+
 TEST_CASE("10000 pipelined requests: the excess is answered overloaded, in-flight stays bounded",
           "[framework][loopback][adversarial][limits]") {
     constexpr std::size_t k_requests = 10000;

@@ -410,7 +410,7 @@ TEST_CASE("a reconnecting client gets a new session after the old one broke",
     drain(io);
 }
 
-TEST_CASE("closing a reconnecting client ends a connect attempt in progress",
+TEST_CASE("a connect attempt in progress ends when the client is closed or the caller gives up",
           "[framework][loopback][reconnect]") {
     // A listener that accepts and then says nothing: the client's handshake would wait for
     // its (here one-hour) timeout.
@@ -421,20 +421,29 @@ TEST_CASE("closing a reconnecting client ends a connect attempt in progress",
     options.handshake.timeout = std::chrono::hours(1);
     sdmp::ReconnectingClient client(io.get_executor(), endpoint, keys().server.fingerprint(),
                                     keys().client, keys().client_trust, options);
+    // Either way ends the attempt. Giving up has to be forwarded: the attempt runs under a
+    // cancellation slot of the client's own (the one close() uses).
+    const bool by_close = GENERATE(true, false);
+    CAPTURE(by_close);
     bool aborted = false;
+    asio::cancellation_signal give_up;
     run(io, [&]() -> awaitable<void> {
         const auto executor = co_await asio::this_coro::executor;
         Signal finished(executor, 1);
-        watch_session(executor, client, aborted, finished);
+        watch_session(executor, client, aborted, finished, give_up.slot());
         // The TCP connection is up and the client waits in its handshake.
         tcp::socket held = co_await silent.async_accept(asio::use_awaitable);
-        client.close();
+        if (by_close)
+            client.close();
+        else
+            give_up.emit(asio::cancellation_type::terminal);
         co_await wait(finished);  // without the cancellation this waits an hour
         boost::system::error_code ignored;
         held.close(ignored);
     }());
     CHECK(aborted);
     CHECK(client.connects() == 0);
+    client.close();
     drain(io);
 }
 

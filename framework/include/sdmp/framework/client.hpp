@@ -82,9 +82,9 @@ class ReconnectingClient {
     boost::asio::awaitable<Reply> call(std::string method, Bytes body, CallOptions options);
     boost::asio::awaitable<Reply> call(std::string method, Bytes body);  // default options
     // Closes the current session gracefully and stops reconnecting; thread-safe, returns at
-    // once. A session() (or call()) waiting out a backoff completes at once with
-    // system_error(operation_aborted); one in the middle of a connect attempt does so when the
-    // attempt ends (at most HandshakeOptions::timeout after the TCP connect).
+    // once. A session() (or call()) waiting out a backoff or in the middle of a connect
+    // attempt completes at once with system_error(operation_aborted); the attempt is ended.
+    // Cancelling a waiting session() through its cancellation slot ends an attempt the same way.
     void close();
 
     std::uint64_t connects() const noexcept;  // sessions established so far
