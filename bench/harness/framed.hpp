@@ -182,7 +182,8 @@ class FrameIo {
     explicit FrameIo(Stream stream)
         : stream_(std::move(stream)),
           kick_(stream_.get_executor(), 1),
-          read_buffer_(std::make_unique_for_overwrite<std::uint8_t[]>(k_read_buffer_size)) {}
+          read_buffer_(std::make_unique_for_overwrite<std::uint8_t[]>(k_read_buffer_size)),
+          frames_per_flush_(baseline_frames_per_flush.load(std::memory_order_relaxed)) {}
 
     Stream& stream() { return stream_; }
     [[nodiscard]] asio::any_io_executor executor() { return stream_.get_executor(); }
@@ -263,6 +264,16 @@ class FrameIo {
                         co_return;
                     }
                     begin += k_header_size + length;
+                    if (++frames_since_flush_ == frames_per_flush_ &&
+                        end - begin >= k_header_size) {
+                        // More frames wait: one turn of the executor lets the writer (woken
+                        // through the channel) send what these produced first.
+                        frames_since_flush_ = 0;
+                        co_await asio::post(stream_.get_executor(), use_awaitable);
+                        if (closing_) {
+                            co_return;
+                        }
+                    }
                     continue;
                 }
                 need = k_header_size + length;
@@ -297,6 +308,7 @@ class FrameIo {
                 end -= begin;
                 begin = 0;
             }
+            frames_since_flush_ = 0;
             auto [ec, n] = co_await stream_.async_read_some(
                 asio::buffer(buf + end, k_read_buffer_size - end), as_tuple(use_awaitable));
             if (ec) {
@@ -317,6 +329,8 @@ class FrameIo {
     OutQueue flushing_;
     std::vector<asio::const_buffer> gather_;
     std::unique_ptr<std::uint8_t[]> read_buffer_;
+    std::size_t frames_per_flush_;  // baseline_frames_per_flush at construction; 0 = never
+    std::size_t frames_since_flush_ = 0;
 };
 
 // --- client -------------------------------------------------------------------------------------

@@ -228,7 +228,8 @@ nlohmann::ordered_json to_json(const std::vector<Scenario>& scenarios,
                                     {"warmup_ms", settings.timing.warmup.count()},
                                     {"duration_ms", settings.timing.duration.count()},
                                     {"idle_sessions", settings.idle_sessions},
-                                    {"connectors", settings.connectors}}}};
+                                    {"connectors", settings.connectors},
+                                    {"baseline_flush", baseline_frames_per_flush.load()}}}};
     if (!sweep.empty()) {
         nlohmann::ordered_json points = nlohmann::ordered_json::array();
         for (const auto& p : sweep) {
@@ -316,6 +317,12 @@ int run(int argc, char** argv) {
     app.add_option("--connectors", settings.connectors,
                    "concurrent connectors for handshake_rate and idle_session_kib")
         ->check(CLI::Range(1, 1024));
+    std::size_t baseline_flush = 0;
+    app.add_option("--baseline-flush", baseline_flush,
+                   "tcp and tls: frames after which the reader lets the writer send, as sdmp "
+                   "does after flush_after_messages (default 0: all frames of a read, then one "
+                   "write)")
+        ->check(CLI::Range(0, 4096));
     app.add_flag("--list", list, "list systems and scenarios, then exit");
     CLI11_PARSE(app, argc, argv);
 
@@ -325,6 +332,7 @@ int run(int argc, char** argv) {
         settings.sweep_rounds = 1;
         settings.sweep_timing = {30ms, 100ms};
     }
+    baseline_frames_per_flush.store(baseline_flush, std::memory_order_relaxed);
     if (rounds) {
         settings.rounds = *rounds;
     }

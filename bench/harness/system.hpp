@@ -17,6 +17,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -29,6 +30,12 @@ namespace sdmp::bench {
 
 namespace asio = boost::asio;
 using Bytes = std::vector<std::uint8_t>;
+
+// `tcp` and `tls` (framed.hpp): after how many frames taken from one read the reader lets the
+// writer send what they produced before it handles the rest, as sdmp's writer does after
+// SessionOptions::flush_after_messages. 0 (the default): every frame of the read first, then
+// one write. Set from --baseline-flush before the first trial.
+inline std::atomic<std::size_t> baseline_frames_per_flush{0};
 
 // What the server does with each request. Every scenario needs exactly one of these.
 enum class ServerMode {

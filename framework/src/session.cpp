@@ -701,6 +701,7 @@ std::error_code SessionImpl::enqueue(protocol::Message& message, std::size_t siz
         segment.tail = std::move(*body);
         (control ? segment.control : segment.data) += size;
         ++segment.messages;
+        ++queued_messages_;
         wake_writer();
         return {};
     }
@@ -714,6 +715,7 @@ std::error_code SessionImpl::enqueue(protocol::Message& message, std::size_t siz
     }
     (control ? segment.control : segment.data) += size;
     ++segment.messages;
+    ++queued_messages_;
     wake_writer();
     return {};
 }
@@ -730,6 +732,7 @@ void SessionImpl::enqueue_encoded(Bytes encoded, bool no_compress) {
     }
     segment.data += size;
     ++segment.messages;
+    ++queued_messages_;
     wake_writer();
 }
 
@@ -754,11 +757,23 @@ void SessionImpl::send_control(protocol::Message message) {
     update_queue_stats();
 }
 
-// The writer looks at the queue before it parks, so it only needs a wake while parked. It
-// continues inline: see write_loop for how it still gathers a batch.
+// The writer looks at the queue before it parks, so it only needs a wake while parked, or
+// while it gathers a batch that has grown to flush_after_messages. It continues inline: see
+// write_loop for how it still gathers a batch.
 void SessionImpl::wake_writer() {
-    if (!writer_parked_.empty())
+    if (!writer_parked_.empty()) {
         resume_parked(writer_parked_, true);
+    } else if (!writer_gathering_.empty() && config_.options.flush_after_messages != 0 &&
+               queued_messages_ >= config_.options.flush_after_messages) {
+        resume_parked(writer_gathering_, true);
+    }
+}
+
+// The strand turn a gathering writer waited for has passed. A gathering that already ended
+// early has moved the generation on, so its stale turn does not cut a later one short.
+void SessionImpl::end_gathering(std::uint64_t generation) {
+    if (generation == gathering_generation_ && !writer_gathering_.empty())
+        resume_parked(writer_gathering_, true);
 }
 
 // For the lifecycle paths (closing, aborting): not inline, so the writer never runs in the
@@ -863,11 +878,19 @@ asio::awaitable<void> SessionImpl::write_loop() {
             // A wake resumes us inline, inside whatever queued the message. When more is in
             // flight (the loop that woke us has more to queue, other calls await answers,
             // other handlers run), one more turn of the strand lets what is already due join
-            // this write: under load each side then answers a whole batch of the peer's with
-            // one record and one write, instead of mirroring the peer's split batches. A lone
-            // message goes out at once, without a trip through the scheduler.
-            if (producers_with_more_ != 0 || pending_.size() > 1 || task_count_ > 1)
-                co_await asio::post(strand_, asio::use_awaitable);
+            // this write: under load each side then answers a batch of the peer's with one
+            // record and one write, instead of mirroring the peer's split batches. A lone
+            // message goes out at once, without a trip through the scheduler. A batch that
+            // reaches flush_after_messages goes out before the turn ends (wake_writer): the
+            // peer starts on it while we produce the rest, so the two ends work at once
+            // instead of taking turns.
+            if (producers_with_more_ != 0 || pending_.size() > 1 || task_count_ > 1) {
+                asio::post(strand_, [self = shared_from_this(), g = ++gathering_generation_] {
+                    self->end_gathering(g);
+                });
+                if (!co_await park(writer_gathering_))
+                    break;
+            }
             continue;
         }
         std::size_t used = 0;
@@ -879,6 +902,7 @@ asio::awaitable<void> SessionImpl::write_loop() {
         while (!queue_.empty() && used < k_write_batch && !seal_error) {
             Segment segment = std::move(queue_.front());
             queue_.pop_front();
+            queued_messages_ -= segment.messages;
             batch_data += segment.data;
             batch_control += segment.control;
             messages += segment.messages;

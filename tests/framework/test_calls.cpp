@@ -531,8 +531,11 @@ TEST_CASE("compression policy and no_compress shape the bytes on the wire",
     drain(io);
 }
 
-TEST_CASE("small calls are coalesced into few records", "[framework][loopback][coalesce]") {
+TEST_CASE("small calls are coalesced into few records, flushed every flush_after_messages",
+          "[framework][loopback][coalesce]") {
     constexpr int k_calls = 200;
+    const std::size_t flush_after = GENERATE(std::size_t{0}, std::size_t{16});
+    CAPTURE(flush_after);
     sdmp::Router router;
     add_echo(router);
     TestServer server(std::move(router));
@@ -543,6 +546,7 @@ TEST_CASE("small calls are coalesced into few records", "[framework][loopback][c
         const auto executor = co_await asio::this_coro::executor;
         auto options = client_options();
         options.metrics = metrics;
+        options.session.flush_after_messages = flush_after;
         const sdmp::Session session = co_await connect_client(server, options);
         Signal done(executor, 1);
         int finished = 0;
@@ -562,5 +566,9 @@ TEST_CASE("small calls are coalesced into few records", "[framework][loopback][c
     CHECK(snapshot.messages_out >= k_calls);
     // All calls were queued before the writer ran: far fewer records than messages.
     CHECK(snapshot.records_out < snapshot.messages_out / 4);
+    if (flush_after != 0) {
+        // ... but no record waited for more than flush_after of them.
+        CHECK(snapshot.records_out >= snapshot.messages_out / flush_after);
+    }
     drain(io);
 }

@@ -248,6 +248,12 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
     asio::awaitable<bool> park(std::vector<Parked>& spot);
     static void resume_parked(std::vector<Parked>& spot, bool go_on);
     std::vector<Parked> writer_parked_;  // at most one
+    // The writer gathering a batch (see write_loop): resumed by the end_gathering() it posted,
+    // or earlier by wake_writer() once flush_after_messages are queued.
+    std::vector<Parked> writer_gathering_;  // at most one
+    std::uint64_t gathering_generation_ = 0;
+    std::size_t queued_messages_ = 0;  // messages in queue_
+    void end_gathering(std::uint64_t generation);
     class ProducerScope;
     std::size_t producers_with_more_ = 0;  // see ProducerScope
     bool writer_finish_ = false;           // flush what is queued, shut down sending, stop

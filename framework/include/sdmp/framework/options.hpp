@@ -61,6 +61,11 @@ struct SessionOptions {
     std::size_t max_control_bytes = std::size_t{1} << 20;
     // The writer coalesces queued messages into one record up to this payload size.
     std::size_t max_record_payload = std::size_t{256} << 10;
+    // When more messages are due at once (a record of requests being answered, many calls
+    // started together), the writer lets them join one write, but starts writing once this
+    // many are queued: the peer begins on them while the rest are produced, so both ends work
+    // at the same time instead of taking turns. 0 = gather everything due before writing.
+    std::size_t flush_after_messages = 16;
     CompressionPolicy compression = CompressionPolicy::automatic;
     std::size_t compress_threshold = 4096;  // bytes of payload (automatic, when_smaller)
     int compression_level = 1;              // libdeflate level used when compressing
