@@ -699,10 +699,7 @@ std::error_code SessionImpl::enqueue(protocol::Message& message, std::size_t siz
             return ec;
         }
         segment.tail = std::move(*body);
-        (control ? segment.control : segment.data) += size;
-        ++segment.messages;
-        ++queued_messages_;
-        wake_writer();
+        queued(segment, size, control);
         return {};
     }
     Segment& segment = segment_for(size, no_compress);
@@ -713,10 +710,7 @@ std::error_code SessionImpl::enqueue(protocol::Message& message, std::size_t siz
         }
         return ec;
     }
-    (control ? segment.control : segment.data) += size;
-    ++segment.messages;
-    ++queued_messages_;
-    wake_writer();
+    queued(segment, size, control);
     return {};
 }
 
@@ -730,7 +724,13 @@ void SessionImpl::enqueue_encoded(Bytes encoded, bool no_compress) {
     } else {
         segment.bytes.insert(segment.bytes.end(), encoded.begin(), encoded.end());
     }
-    segment.data += size;
+    queued(segment, size, false);
+}
+
+// A message of `size` bytes was encoded into `segment`: counts it and wakes the writer (which
+// may run inline, see enqueue).
+void SessionImpl::queued(Segment& segment, std::size_t size, bool control) {
+    (control ? segment.control : segment.data) += size;
     ++segment.messages;
     ++queued_messages_;
     wake_writer();

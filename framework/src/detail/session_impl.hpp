@@ -161,6 +161,7 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
     std::error_code enqueue(protocol::Message& message, std::size_t size, bool no_compress,
                             bool control);
     void enqueue_encoded(Bytes encoded, bool no_compress);
+    void queued(Segment& segment, std::size_t size, bool control);
     Bytes take_spare();
     void recycle(Bytes bytes);
     void send_control(protocol::Message message);
