@@ -382,13 +382,12 @@ bool is_nope(ByteView b) {
     return same_bytes(b, protocol::k_nope);
 }
 
-// protocol.md §3.6: every validation failure answers exactly `nope`; truncation and the peer's
-// own refusal answer nothing.
+// protocol.md §3.6: every validation failure answers exactly `nope`, a message cut short by
+// end-of-stream (truncated) included; only the peer's own refusal answers nothing.
 void check_failed(const action::Failed& f) {
     switch (f.reason) {
-        case HandshakeError::truncated:
         case HandshakeError::refused_by_peer:
-            require(f.reply.empty(), "truncation or a refusal must not be answered");
+            require(f.reply.empty(), "the peer's refusal must not be answered");
             return;
         case HandshakeError::none:
         case HandshakeError::internal:
@@ -706,6 +705,7 @@ Bytes all_types_payload() {
         protocol::Ping{0x0102030405060708},
         protocol::Pong{0x0102030405060708},
         protocol::GoAway{3, "bye"},
+        protocol::End{},
     });
 }
 
@@ -1029,6 +1029,7 @@ std::vector<Seed> message_decode_seeds() {
         {"ping.bin", encoded({protocol::Ping{0x0102030405060708}})},
         {"pong.bin", encoded({protocol::Pong{0xfffffffffffffffe}})},
         {"goaway.bin", encoded({protocol::GoAway{41, "shutting down"}})},
+        {"end.bin", encoded({protocol::End{}})},
         {"all_types.bin", all_types_payload()},
         {"envelope_request.bin", envelope(protocol::Request{1, "echo", 0, {}, bytes_of("hello")})},
         {"envelope_goaway.bin", envelope(protocol::GoAway{0, ""})},

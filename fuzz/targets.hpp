@@ -28,7 +28,7 @@ namespace sdmp::fuzz {
 
 // Input: one initiator connection message (plus anything after it). Fed to bob's responder
 // HandshakeState (trust: alice, carol; replay cache on), then end-of-stream.
-// Checks: the verdict replies exactly `nope` (or nothing for truncation, protocol.md §3.6); an
+// Checks: the verdict replies exactly `nope` (truncation included, protocol.md §3.6); an
 // accepted message yields a 160-byte responder message, Done with leftover = the bytes after 160,
 // a replay verdict when fed again to the same cache; and, when it is alice's own hello, alice's
 // initiator completes against the reply with matching keys.

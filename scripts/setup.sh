@@ -15,6 +15,7 @@ packages=(
   libsqlite3-dev     # durable storage for the sample services
   libssl-dev         # the TLS 1.3 baseline in the benchmark only
   clang libclang-rt-14-dev  # libFuzzer targets (fuzz preset, scripts/fuzz-smoke.sh)
+  clang-format       # the format check that scripts/test.sh runs first
 )
 
 missing=()

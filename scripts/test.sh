@@ -13,6 +13,15 @@ stages=${SDMP_TEST_STAGES:-"asan tsan fuzz"}
 start=$SECONDS
 stage_done() { echo "== test.sh: $1 finished after $((SECONDS - start)) s"; }
 
+# Every C++ file is formatted with the root .clang-format; an unformatted one fails the run.
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  git ls-files -z '*.cpp' '*.hpp' '*.h' | xargs -0 clang-format --dry-run -Werror
+else
+  find . -path ./build -prune -o \( -name '*.cpp' -o -name '*.hpp' -o -name '*.h' \) -print0 |
+    xargs -0 clang-format --dry-run -Werror
+fi
+stage_done "format check"
+
 if [[ " $stages " == *" asan "* ]]; then
   cmake --preset asan
   cmake --build --preset asan -j "$jobs"

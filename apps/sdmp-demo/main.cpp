@@ -162,7 +162,7 @@ class NodeLog : public LogSink {
     void write(LogLevel level, std::string_view message) override {
         if (level >= LogLevel::warn)
             fmt::print(stderr, "[{} log] {} {}\n", node_, to_string(level), message);
-        if (message.find("handshake from") != std::string_view::npos)
+        if (message.find("server: refused ") != std::string_view::npos)
             static_cast<void>(refusals_.try_send(ErrorCode{}, std::string(message)));
     }
     Channel& refusals() noexcept { return refusals_; }

@@ -121,6 +121,14 @@ asio::awaitable<int> connect_and_work(std::string_view command, const NodeFiles&
         } catch (const boost::system::system_error& e) {
             failure.emplace(e);
         }
+        if (session && !session->is_open()) {
+            // The session ended under the call (a record over a limit, a cut connection): a
+            // connection failure whatever its code, not a problem of the request.
+            co_return fail(command,
+                           fmt::format("the connection to {} closed before the answer: {}",
+                                       peer.describe(), failure->code().message()),
+                           exit_code::network);
+        }
         co_return report_failure(command, peer, *failure);
     };
     asio::steady_timer timer(executor, deadline);

@@ -53,6 +53,15 @@ crypto::FileError load_store(const fs::path& path, crypto::TrustStore& store) {
 
 int trust_add(const fs::path& store_path, const fs::path& file, const std::string& name,
               const std::string& address) {
+    // Checked first, with its own message: TrustStore::add only says "malformed". A name that
+    // reads as a fingerprint (prefix) could make a lookup of that fingerprint, such as
+    // `--peer FP`, find this entry's key instead (protocol.md §7.2).
+    if (!name.empty()) {
+        if (const std::string problem = crypto::peer_name_problem(name); !problem.empty()) {
+            fmt::print(stderr, "sdmp: invalid --name '{}': {}\n", name, problem);
+            return 1;
+        }
+    }
     auto& provider = crypto::default_provider();
     crypto::TrustStore store;
     if (auto error = load_store(store_path, store))

@@ -10,6 +10,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 
+#include <sys/resource.h>
+
 #include <csignal>
 #include <cstdio>
 #include <exception>
@@ -101,6 +103,27 @@ asio::awaitable<void> serve_until_shutdown(Node& node, asio::signal_set& signals
     asio::post(signal_strand, [&signals] { signals.cancel(); });
 }
 
+// A connection is a descriptor, and the soft limit a process starts with (1,024 on most systems
+// and under systemd) is far below max_sessions: raise it to the hard limit, as Go's runtime does,
+// and say so in one line when even that cannot hold every session.
+void raise_descriptor_limit(const Logger& logger, std::size_t max_sessions) {
+    rlimit limit{};
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0)
+        return;
+    if (limit.rlim_cur < limit.rlim_max) {
+        rlimit raised = limit;
+        raised.rlim_cur = limit.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            limit = raised;
+    }
+    // Listeners, the journal, logs and the replay of refusals need a few dozen more.
+    constexpr std::size_t k_reserve = 64;
+    if (limit.rlim_cur != RLIM_INFINITY && max_sessions + k_reserve > limit.rlim_cur) {
+        logger.warn("open-file limit {} is below max_sessions {} plus {} for the process itself",
+                    static_cast<unsigned long long>(limit.rlim_cur), max_sessions, k_reserve);
+    }
+}
+
 int serve(const ServeArgs& args) {
     // Flags first, files next: every problem is one line naming it.
     const std::set<std::string> wanted(args.services.begin(), args.services.end());
@@ -172,6 +195,7 @@ int serve(const ServeArgs& args) {
     ServerOptions options;
     options.threads = args.threads;
     options.logger = node.logger;
+    raise_descriptor_limit(node.logger, options.max_sessions);
     options.on_session = [sessions = node.sessions, gate = node.gate,
                           logger = node.logger](const Session& session) {
         // Added before the check, so a concurrent trust reload cannot miss it.

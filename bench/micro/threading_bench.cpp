@@ -128,6 +128,7 @@ class TrialServer {
         options.threads = settings.threads;
         options.threading = model;
         options.logger = sdmp::Logger::null();
+        options.max_sessions_per_peer = 0;  // one client identity for every connection
         if (close_on_accept)
             options.on_session = [](const sdmp::Session& session) { session.abort(); };
         server_ = std::make_unique<sdmp::Server>(keys.server, keys.server_trust, std::move(router),

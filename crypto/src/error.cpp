@@ -58,6 +58,8 @@ class SdmpCategory final : public std::error_category {
                 return "session is shutting down";
             case errc::queue_full:
                 return "queue full";
+            case errc::connection_lost:
+                return "the connection was cut (it ended without the peer's end message)";
         }
         return "unknown sdmp error " + std::to_string(value);
     }

@@ -253,16 +253,28 @@ bool starts_with_token(std::string_view line, std::string_view token) {
     return line.starts_with(token) && (line.size() == token.size() || is_space(line[token.size()]));
 }
 
-bool valid_name(std::string_view name) {
+std::string name_problem(std::string_view name) {
     if (name.empty() || name.size() > k_max_name_size)
-        return false;
+        return "1 to 64 of A-Z a-z 0-9 . _ -";
+    bool all_hex = true;
     for (char c : name) {
         const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
                         (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
         if (!ok)
-            return false;
+            return "1 to 64 of A-Z a-z 0-9 . _ -";
+        all_hex =
+            all_hex && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'));
     }
-    return true;
+    // protocol.md §7.2: 16 hex digits is the shortest fingerprint prefix that may stand for a
+    // fingerprint, so no name may be one (or a longer prefix, or a whole fingerprint).
+    if (all_hex && name.size() >= k_min_hex_name_size) {
+        return "16 or more hex digits and nothing else: it could be read as a fingerprint";
+    }
+    return {};
+}
+
+bool valid_name(std::string_view name) {
+    return name_problem(name).empty();
 }
 
 bool valid_address(std::string_view address) {
@@ -334,6 +346,9 @@ std::string parse_public_line(std::string_view line, PublicLine& out) {
     std::copy_n(bytes.begin(), k_sign_public_size, result.identity.sign_public.begin());
     std::copy_n(bytes.begin() + k_sign_public_size, k_dh_public_size,
                 result.identity.dh_public.begin());
+    // protocol.md §1: refused here so that no file can bring such a key into a trust store.
+    if (std::string problem = result.identity.key_problem(); !problem.empty())
+        return problem;
     bool have_name = false;
     bool have_address = false;
     for (std::size_t i = 2; i < tokens.size(); ++i) {
@@ -342,8 +357,8 @@ std::string parse_public_line(std::string_view line, PublicLine& out) {
             if (have_name)
                 return "name= given twice";
             const std::string_view value = token.substr(5);
-            if (!valid_name(value)) {
-                return "invalid name " + quote(value) + " (1 to 64 of A-Z a-z 0-9 . _ -)";
+            if (const std::string problem = name_problem(value); !problem.empty()) {
+                return "invalid name " + quote(value) + " (" + problem + ")";
             }
             result.name = value;
             have_name = true;

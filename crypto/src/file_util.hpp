@@ -17,6 +17,8 @@ namespace sdmp::crypto::detail {
 inline constexpr std::string_view k_private_prefix = "sdmp-private-v1";
 inline constexpr std::string_view k_public_prefix = "sdmp-public-v1";
 inline constexpr std::size_t k_max_name_size = 64;
+// Names of this many hex digits or more (and nothing else) are refused (protocol.md §7.2).
+inline constexpr std::size_t k_min_hex_name_size = 16;
 inline constexpr std::size_t k_max_address_size = 262;  // 255-byte host + ":" + port, or [v6]:port
 
 // A std::string that is wiped when it dies; holds the text of private key files.
@@ -60,6 +62,10 @@ std::vector<Line> split_lines(std::string_view content);
 bool is_ignorable(std::string_view line);
 bool starts_with_token(std::string_view line, std::string_view token);
 
+// protocol.md §7.2: an empty string when `name` is a valid NAME, otherwise why not (a phrase
+// for messages). A name of 16 or more characters that are all hex digits is refused: it could
+// be read as a fingerprint or a fingerprint prefix, and a lookup by text must not be redirected.
+std::string name_problem(std::string_view name);
 bool valid_name(std::string_view name);
 bool valid_address(std::string_view address);
 
@@ -68,8 +74,9 @@ struct PublicLine {
     std::string name;
     std::string address;
 };
-// Parses "sdmp-public-v1 <128 hex>[ name=NAME][ address=HOST:PORT]". Returns an empty string
-// on success, otherwise a description of the problem (never quoting long input).
+// Parses "sdmp-public-v1 <128 hex>[ name=NAME][ address=HOST:PORT]" and refuses keys that
+// PublicIdentity::key_problem refuses (protocol.md §1). Returns an empty string on success,
+// otherwise a description of the problem (never quoting long input).
 std::string parse_public_line(std::string_view line, PublicLine& out);
 // A public identity file (protocol.md §7.2): '#' comments and blank lines allowed, exactly one
 // identity line.

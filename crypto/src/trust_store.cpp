@@ -52,12 +52,13 @@ FileError list_peer_files(const fs::path& folder, std::vector<fs::path>& out) {
 }
 
 // protocol.md §7.3: a folder file without name= is named by its file stem, when that is a
-// valid name and not a fingerprint (save() names unnamed peers' files "<fingerprint>.pub").
+// valid name. A stem of 16 or more hex digits only is not (§7.2), which covers the
+// "<fingerprint>.pub" files save() writes for unnamed peers: they stay unnamed.
 void apply_stem_name(const fs::path& file, detail::PublicLine& line) {
     if (!line.name.empty())
         return;
     const std::string stem = file.stem().string();
-    if (detail::valid_name(stem) && !Fingerprint::parse(stem))
+    if (detail::valid_name(stem))
         line.name = stem;
 }
 
@@ -90,7 +91,8 @@ class Loader {
             name_origin_.emplace(peer.name, origin);
         }
         fingerprint_origin_.emplace(peer.fingerprint, std::move(origin));
-        // Cannot fail: duplicates were checked above with better messages.
+        // Cannot fail: the line's name, address and keys were checked when it was parsed, the
+        // fingerprint was computed here, and duplicates were checked above with better messages.
         (void)store_.add(std::move(peer));
         return {};
     }
@@ -246,18 +248,29 @@ FileError TrustStore::save(const fs::path& path) const {
     std::error_code ec;
     if (fs::is_directory(path, ec))
         return save_folder(peers(), path);
+    // protocol.md §7: the files are ASCII, so the header says "section", not the sign.
     std::string content =
-        "# sdmp trust store (protocol.md §7.3): one peer per line,\n"
+        "# sdmp trust store (protocol.md section 7.3): one peer per line,\n"
         "# sdmp-public-v1 <128 hex> [name=NAME] [address=HOST:PORT]\n";
     for (const TrustedPeer* peer : peers())
         content += peer_file_content(*peer);
     return detail::write_file_atomic(path, content, k_public_mode);
 }
 
+std::string peer_name_problem(std::string_view name) {
+    return detail::name_problem(name);
+}
+
 std::error_code TrustStore::add(TrustedPeer peer) {
     if (!peer.name.empty() && !detail::valid_name(peer.name))
         return errc::malformed;
     if (!peer.address.empty() && !detail::valid_address(peer.address))
+        return errc::malformed;
+    if (!peer.identity.key_problem().empty())
+        return errc::invalid_key;
+    // protocol.md §1: lookups trust the fingerprint, so it must be the identity's own; a
+    // mismatched entry would let one key answer for another's fingerprint.
+    if (peer.identity.fingerprint(default_provider()) != peer.fingerprint)
         return errc::malformed;
     if (by_fingerprint_.contains(peer.fingerprint))
         return errc::duplicate_peer;
@@ -293,12 +306,10 @@ const TrustedPeer* TrustStore::find_by_name(std::string_view name) const noexcep
 }
 
 const TrustedPeer* TrustStore::find(std::string_view fingerprint_or_name) const noexcept {
-    // A 64-hex string is a fingerprint first; a name that happens to look like one still
-    // matches when no such fingerprint is known.
-    if (const auto fingerprint = Fingerprint::parse(fingerprint_or_name)) {
-        if (const TrustedPeer* peer = find(*fingerprint))
-            return peer;
-    }
+    // A 64-hex string is only ever a fingerprint: no name can look like one (protocol.md §7.2),
+    // so there is no fallback to names that could be redirected.
+    if (const auto fingerprint = Fingerprint::parse(fingerprint_or_name))
+        return find(*fingerprint);
     return find_by_name(fingerprint_or_name);
 }
 

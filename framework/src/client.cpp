@@ -40,8 +40,13 @@ boost::asio::awaitable<Session> connect(boost::asio::any_io_executor executor, s
     config.suites = options.handshake.suites;
     auto state = protocol::HandshakeState::initiator(std::move(config), peer);
     detail::HandshakeOutcome outcome = co_await asio::co_spawn(
-        strand, detail::run_handshake(socket, state, options.handshake), asio::use_awaitable);
+        strand, detail::run_handshake(socket, state, options.handshake, false),
+        asio::use_awaitable);
     if (!outcome.established) {
+        if (outcome.refused_locally) {
+            co_await asio::co_spawn(strand, detail::refuse(socket, options.handshake),
+                                    asio::use_awaitable);
+        }
         if (outcome.reason == protocol::HandshakeError::refused_by_peer) {
             metrics->handshake_refused_by_peer();
         } else if (outcome.refused_locally) {

@@ -12,7 +12,10 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include "detail/handshake_table.hpp"
+#include "detail/refusal_log.hpp"
 #include "detail/session_impl.hpp"
+#include "detail/source_limiter.hpp"
 #include "detail/transport.hpp"
 #include "sdmp/error.hpp"
 #include "sdmp/framework/server.hpp"
@@ -20,117 +23,6 @@
 
 namespace sdmp {
 namespace detail {
-
-// Per-source handshake admission (ServerOptions::source_limits): a token bucket and a count of
-// handshakes in progress per source, in a bounded table. Thread-safe (connections of every
-// strand consult it); each call is O(log n) under one short lock.
-class SourceLimiter {
-  public:
-    // Family byte, then the IPv4 address or the IPv6 /64 prefix.
-    using Key = std::array<std::uint8_t, 9>;
-    enum class Verdict { admitted, unlimited, rate_limited, too_many_handshakes };
-
-    explicit SourceLimiter(const SourceLimits& limits)
-        : rate_(limits.handshake_rate > 0 ? limits.handshake_rate : 0.0),
-          burst_(std::max(1.0, limits.handshake_burst)),
-          max_active_(limits.max_handshakes_per_source),
-          max_sources_(std::max<std::size_t>(1, limits.max_sources)),
-          exempt_loopback_(limits.exempt_loopback) {}
-
-    // `admitted`: the caller must call release(key) when the handshake ends. `unlimited`:
-    // nothing to release (limits off or an exempt source).
-    Verdict admit(asio::ip::address address, Key& key) {
-        if (rate_ == 0.0 && max_active_ == 0)
-            return Verdict::unlimited;
-        if (address.is_v6() && address.to_v6().is_v4_mapped())
-            address = asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6());
-        if (exempt_loopback_ && address.is_loopback())
-            return Verdict::unlimited;
-        key = key_of(address);
-
-        const auto now = SteadyClock::now();
-        const std::lock_guard lock(mutex_);
-        auto it = entries_.find(key);
-        if (it == entries_.end()) {
-            evict(max_sources_ - 1);  // make room first: the new entry must stay
-            it = entries_.emplace(key, Entry{burst_, now, 0, lru_.end()}).first;
-            it->second.lru = lru_.insert(lru_.begin(), key);
-        } else if (it->second.lru != lru_.end()) {
-            lru_.splice(lru_.begin(), lru_, it->second.lru);  // most recently seen
-        }
-        Entry& entry = it->second;
-        if (rate_ > 0.0) {
-            const double elapsed = std::chrono::duration<double>(now - entry.refilled).count();
-            entry.tokens = std::min(burst_, entry.tokens + elapsed * rate_);
-            entry.refilled = now;
-            if (entry.tokens < 1.0)
-                return Verdict::rate_limited;
-            entry.tokens -= 1.0;
-        }
-        if (max_active_ != 0 && entry.active >= max_active_)
-            return Verdict::too_many_handshakes;
-        if (entry.active++ == 0) {
-            // In progress: pinned (out of the eviction order) until its last handshake ends,
-            // so the count cannot be lost.
-            lru_.erase(entry.lru);
-            entry.lru = lru_.end();
-        }
-        return Verdict::admitted;
-    }
-
-    void release(const Key& key) {
-        const std::lock_guard lock(mutex_);
-        const auto it = entries_.find(key);
-        if (it == entries_.end() || it->second.active == 0)
-            return;
-        if (--it->second.active == 0) {
-            it->second.lru = lru_.insert(lru_.begin(), key);
-            evict(max_sources_);
-        }
-    }
-
-  private:
-    struct Entry {
-        double tokens;
-        SteadyClock::time_point refilled;
-        std::size_t active;            // handshakes in progress
-        std::list<Key>::iterator lru;  // lru_.end() while pinned
-    };
-
-    static Key key_of(const asio::ip::address& address) {
-        Key key{};
-        if (address.is_v4()) {
-            key[0] = 4;
-            const auto bytes = address.to_v4().to_bytes();
-            std::copy(bytes.begin(), bytes.end(), key.begin() + 1);
-        } else {
-            key[0] = 6;
-            const auto bytes = address.to_v6().to_bytes();
-            std::copy(bytes.begin(), bytes.begin() + 8, key.begin() + 1);  // the /64 prefix
-        }
-        return key;
-    }
-
-    // Forgets the sources seen least recently while the table holds more than `bound`. Pinned
-    // entries are not in lru_, so they are never forgotten.
-    void evict(std::size_t bound) {
-        while (entries_.size() > bound && !lru_.empty()) {
-            entries_.erase(lru_.back());
-            lru_.pop_back();
-        }
-    }
-
-    const double rate_;
-    const double burst_;
-    const std::size_t max_active_;
-    const std::size_t max_sources_;
-    const bool exempt_loopback_;
-
-    std::mutex mutex_;
-    // An ordered map: its cost cannot be driven up by sources chosen to collide.
-    std::map<Key, Entry> entries_;
-    std::list<Key> lru_;  // unpinned entries, most recently seen first
-};
 
 class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
   public:
@@ -156,6 +48,9 @@ class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
                       options_.handshake.max_clock_skew.value_or(std::chrono::minutes(2)).count()),
               options_.replay_cache_capacity),
           sources_(options_.source_limits),
+          handshakes_(options_.max_handshakes),
+          refusal_gate_(options_.max_refusal_drains),
+          refusal_log_(options_.logger),
           idle_(executor, 1) {}
 
     EndpointSpec listen(std::string_view text) {
@@ -218,6 +113,7 @@ class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
         while (self->live_tasks_.load() > 0) {
             co_await self->idle_.async_receive(use_tuple);
         }
+        self->refusal_log_.flush();
         std::exception_ptr error;
         {
             const std::lock_guard lock(self->mutex_);
@@ -365,20 +261,33 @@ class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
         }
     };
 
-    // Holds a source's handshake slot (SourceLimiter::admit) until the handshake ends.
-    struct SourceSlot {
-        SourceLimiter* limiter = nullptr;
-        SourceLimiter::Key key{};
-        SourceSlot() = default;
-        SourceSlot(const SourceSlot&) = delete;
-        SourceSlot& operator=(const SourceSlot&) = delete;
-        ~SourceSlot() { release(); }
-        void release() {
-            if (limiter != nullptr)
-                limiter->release(key);
-            limiter = nullptr;
-        }
-    };
+    bool take_peer_slot(const crypto::Fingerprint& peer) {
+        if (options_.max_sessions_per_peer == 0)
+            return true;
+        const std::lock_guard lock(mutex_);
+        std::size_t& count = peer_sessions_[peer];
+        if (count >= options_.max_sessions_per_peer)
+            return false;
+        ++count;
+        return true;
+    }
+    void give_peer_slot(const crypto::Fingerprint& peer) {
+        if (options_.max_sessions_per_peer == 0)
+            return;
+        const std::lock_guard lock(mutex_);
+        const auto it = peer_sessions_.find(peer);
+        if (it != peer_sessions_.end() && --it->second == 0)
+            peer_sessions_.erase(it);
+    }
+
+    // Refuses with `nope` (protocol.md §3.6), logged at a bounded rate. The caller has given
+    // back its admission slots: a refusal is not a connection being served.
+    asio::awaitable<void> refuse(tcp::socket& socket, const std::string& remote,
+                                 std::string_view cause) {
+        metrics_->handshake_refused(cause);
+        refusal_log_.refused(remote, cause);
+        co_await detail::refuse(socket, options_.handshake, &refusal_gate_);
+    }
 
     // One straight-line coroutine per connection: admission, handshake, session, cleanup.
     asio::awaitable<void> serve_connection(tcp::socket socket) {
@@ -392,15 +301,14 @@ class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
         }
 
         // Admission limits. A refusal looks like any other: `nope` (protocol.md §3.6).
-        const CountGuard connection_slot{&connections_};
+        CountGuard connection_slot{&connections_};
         if (connections_.fetch_add(1) + 1 > options_.max_sessions) {
-            metrics_->handshake_refused("max_sessions");
-            options_.logger.info("server: refusing {}: max_sessions reached", remote);
-            co_await refuse_connection(socket, options_.handshake);
+            connection_slot.release();
+            co_await refuse(socket, remote, "max_sessions");
             co_return;
         }
-        // Per source before the global handshake slots, so a flooding source does not take
-        // them even for a moment.
+        // Per source before the handshake table, so a flooding source does not take slots
+        // even for a moment.
         SourceSlot source_slot;
         if (remote_address) {
             switch (sources_.admit(*remote_address, source_slot.key)) {
@@ -410,25 +318,20 @@ class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
                 case SourceLimiter::Verdict::unlimited:
                     break;
                 case SourceLimiter::Verdict::rate_limited:
-                    metrics_->handshake_refused("rate_limited");
-                    options_.logger.info("server: refusing {}: handshake rate limit", remote);
-                    co_await refuse_connection(socket, options_.handshake);
+                    connection_slot.release();
+                    co_await refuse(socket, remote, "rate_limited");
                     co_return;
                 case SourceLimiter::Verdict::too_many_handshakes:
-                    metrics_->handshake_refused("max_handshakes_per_source");
-                    options_.logger.info("server: refusing {}: max_handshakes_per_source", remote);
-                    co_await refuse_connection(socket, options_.handshake);
+                    connection_slot.release();
+                    co_await refuse(socket, remote, "max_handshakes_per_source");
                     co_return;
             }
         }
-        CountGuard handshake_slot{&handshakes_};
-        if (handshakes_.fetch_add(1) + 1 > options_.max_handshakes) {
-            // Refusing is not a handshake: the slots go back before the (bounded) drain.
-            handshake_slot.release();
+        const auto watch = std::make_shared<HandshakeWatch>(co_await asio::this_coro::executor);
+        if (handshakes_.enter(watch) == HandshakeTable::Admission::full) {
             source_slot.release();
-            metrics_->handshake_refused("max_handshakes");
-            options_.logger.info("server: refusing {}: max_handshakes reached", remote);
-            co_await refuse_connection(socket, options_.handshake);
+            connection_slot.release();
+            co_await refuse(socket, remote, "max_handshakes");
             co_return;
         }
 
@@ -446,19 +349,40 @@ class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
         config.max_clock_skew = options_.handshake.max_clock_skew;
         config.replay_cache = &replay_cache_;
         config.suites = options_.handshake.suites;
+        // protocol.md §3.5 step 8: a peer at max_sessions_per_peer is declined with `nope`.
+        // The slot is taken here, so concurrent handshakes of one peer cannot overshoot.
+        std::optional<crypto::Fingerprint> peer_slot;
+        config.accept_peer = [&](const crypto::Fingerprint& fingerprint) {
+            if (!take_peer_slot(fingerprint))
+                return false;
+            peer_slot = fingerprint;
+            return true;
+        };
+        struct PeerSlotGuard {
+            ServerImpl* server;
+            std::optional<crypto::Fingerprint>* slot;
+            ~PeerSlotGuard() {
+                if (slot->has_value())
+                    server->give_peer_slot(**slot);
+            }
+        } const peer_slot_guard{this, &peer_slot};
         auto state = protocol::HandshakeState::responder(std::move(config));
-        HandshakeOutcome outcome = co_await run_handshake(socket, state, options_.handshake);
-        handshake_slot.release();
+        HandshakeOutcome outcome =
+            co_await run_handshake(socket, state, options_.handshake, true, watch.get());
+        handshakes_.leave(*watch);
         source_slot.release();
         if (!outcome.established) {
+            connection_slot.release();
             if (outcome.refused_locally) {
-                metrics_->handshake_refused(protocol::to_string(outcome.reason));
+                // The cause stays local (protocol.md §3.6); the peer only sees `nope`.
+                co_await refuse(socket, remote,
+                                outcome.evicted ? std::string_view("evicted")
+                                                : protocol::to_string(outcome.reason));
             } else {
                 metrics_->handshake_failed();
+                options_.logger.debug("server: handshake from {} failed: {}", remote,
+                                      protocol::to_string(outcome.reason));
             }
-            // The cause stays local (protocol.md §3.6); the peer only saw `nope`.
-            options_.logger.info("server: handshake from {} failed: {}", remote,
-                                 protocol::to_string(outcome.reason));
             co_return;
         }
         metrics_->handshake_completed();
@@ -511,16 +435,20 @@ class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
     crypto::CryptoProvider* provider_;
     protocol::ReplayCache replay_cache_;
     SourceLimiter sources_;
+    HandshakeTable handshakes_;
+    RefusalGate refusal_gate_;
+    RefusalLog refusal_log_;
 
     mutable std::mutex mutex_;  // acceptors_, sessions_, trust_, flags, error_
     std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
     std::unordered_map<SessionImpl*, std::shared_ptr<SessionImpl>> sessions_;
+    // Sessions (and handshakes past validation) per peer (max_sessions_per_peer).
+    std::unordered_map<crypto::Fingerprint, std::size_t, crypto::FingerprintHash> peer_sessions_;
     bool stopping_ = false;
     bool running_ = false;
     std::exception_ptr error_;
 
     std::atomic<std::size_t> connections_{0};
-    std::atomic<std::size_t> handshakes_{0};
     std::atomic<std::size_t> live_tasks_{0};
     ConcurrentWakeChannel idle_;
 };

@@ -36,6 +36,9 @@ constexpr std::size_t k_max_spare_capacity = std::size_t{512} << 10;
 // Idle handler workers a session keeps (more exit); two make a burst of requests cost one
 // wake-up in the steady state (see schedule()).
 constexpr std::size_t k_max_idle_workers = 2;
+// Envelopes of one record dispatched before the reader yields the strand: a record of millions
+// of tiny envelopes must not hold up the other sessions of this thread (protocol.md §6.2).
+constexpr std::size_t k_dispatch_slice = 512;
 // CompressionPolicy::automatic: bytes of a large record compressed to estimate whether it
 // compresses, the saving that makes compressing worth it (1/10), and how many large records
 // at most go out unprobed after samples that did not shrink (protocol.md §5.1).
@@ -251,13 +254,16 @@ SessionImpl::SessionImpl(tcp::socket socket, protocol::Established established,
       closed_event_(strand_, 1) {
     SessionOptions& o = config_.options;
     // A message must fit in one record with its varint frame (protocol.md §5.1, §6.1).
+    // protocol.md §6.2: no envelope is over the protocol's limit, and one must fit in a record
+    // with its frame (§5.1).
     const std::size_t payload_cap = o.record_limits.max_payload_size;
-    o.max_message_size = std::min(o.max_message_size, payload_cap - 10);
+    const std::size_t protocol_cap = protocol::MessageLimits{}.max_message_size;
+    o.max_message_size = std::min({o.max_message_size, protocol_cap, payload_cap - 10});
     o.max_record_payload = std::clamp<std::size_t>(o.max_record_payload, 1, payload_cap);
     encode_limits_.max_message_size = o.max_message_size;
-    // Anything up to the record payload limit decodes; the application limit is applied per
-    // message so that an oversized request gets `too_large` instead of a closed connection.
-    decode_limits_.max_message_size = payload_cap;
+    // Everything within the protocol's limit decodes; the local limit is applied per message,
+    // so that an oversized request gets `too_large` instead of a closed connection.
+    decode_limits_.max_message_size = protocol_cap;
 
     auto peer = std::make_shared<PeerInfo>();
     peer->fingerprint = established.peer_fingerprint;
@@ -335,15 +341,15 @@ asio::awaitable<void> SessionImpl::run() {
 
     // Nothing more will be received.
     if (!aborted_) {
-        if (read_error == asio::error::eof) {
-            // The peer finished sending. After its goaway that is a graceful close; without
-            // one the connection ended under our calls.
-            if (!peer_goaway_last_ && state_ == State::open && !close_reason_) {
-                close_reason_ = errc::connection_closed;
-            }
-            cancel_all_tasks(Status::cancelled);
-            fail_pending(errc::connection_closed);
-            begin_closing();
+        if (read_error == asio::error::eof && peer_ended_ && opener_.buffered() == 0) {
+            // protocol.md §6.6: the peer's `end`, then its end of stream: a graceful end. What
+            // it sent before is handled (the drain that on_end began bounds the handlers).
+            maybe_finish_drain();
+        } else if (read_error == asio::error::eof) {
+            // The stream ended without the peer's `end`, or inside a record: the connection was
+            // cut, whatever came before, and is closed as after any error (protocol.md §5.6,
+            // §6.6): nothing more is sent.
+            do_abort(errc::connection_lost);
         } else if (state_ == State::closing) {
             // We had finished; the peer's end did not come within the linger (we closed the
             // socket) or came as a reset. Either way nothing was lost.
@@ -399,8 +405,10 @@ void SessionImpl::begin_drain(std::chrono::milliseconds drain) {
         return;
     state_ = State::draining;
     mark_not_open();
-    // protocol.md §6.2: requests up to the highest we have seen are still answered.
-    send_control(protocol::GoAway{highest_peer_request_, "closing"});
+    // protocol.md §6.2: requests up to the highest we have seen are still answered. After the
+    // peer's `end` it reads nothing more of ours but our own `end`.
+    if (!peer_ended_)
+        send_control(protocol::GoAway{highest_peer_request_, "closing"});
     drain_timer_.expires_after(drain);
     drain_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
         if (ec || self->state_ != State::draining)
@@ -699,6 +707,7 @@ std::error_code SessionImpl::enqueue(protocol::Message& message, std::size_t siz
             return ec;
         }
         segment.tail = std::move(*body);
+        ++segment.exchanges;
         queued(segment, size, control);
         return {};
     }
@@ -710,6 +719,8 @@ std::error_code SessionImpl::enqueue(protocol::Message& message, std::size_t siz
         }
         return ec;
     }
+    if (body != nullptr)
+        ++segment.exchanges;
     queued(segment, size, control);
     return {};
 }
@@ -724,6 +735,7 @@ void SessionImpl::enqueue_encoded(Bytes encoded, bool no_compress) {
     } else {
         segment.bytes.insert(segment.bytes.end(), encoded.begin(), encoded.end());
     }
+    ++segment.exchanges;  // a request or a notification
     queued(segment, size, false);
 }
 
@@ -737,8 +749,8 @@ void SessionImpl::queued(Segment& segment, std::size_t size, bool control) {
 }
 
 void SessionImpl::send_control(protocol::Message message) {
-    if (writer_done_ || aborted_)
-        return;
+    if (writer_done_ || aborted_ || end_sent_)
+        return;  // protocol.md §6.6: nothing follows our `end`
     const std::size_t size = protocol::encoded_size(message);
     if (control_bytes_ + size > config_.options.max_control_bytes) {
         // The peer keeps sending requests or pings while not reading our answers.
@@ -807,9 +819,9 @@ SessionImpl::LevelChoice SessionImpl::choose_level(const Segment& segment) {
     // protocol.md §5.1: the sender picks the level per record. Level 0 (stored blocks) is a
     // copy; level 1 costs ~10 µs per record before it has compressed anything, more than the
     // AEAD of a small record, so it is spent only where it shrinks the record.
-    if (segment.no_compress)
-        return {};
     const SessionOptions& o = config_.options;
+    if (segment.no_compress || (segment.exchanges > 1 && !o.compress_across_messages))
+        return {};
     switch (o.compression) {
         case CompressionPolicy::never:
             return {};
@@ -871,8 +883,17 @@ asio::awaitable<void> SessionImpl::write_loop() {
         if (aborted_)
             break;
         if (queue_.empty()) {
-            if (writer_finish_)
-                break;
+            if (writer_finish_) {
+                if (end_sent_)
+                    break;
+                // protocol.md §6.6: our last record ends with `end`, so the peer can tell a
+                // graceful end from a cut connection.
+                send_control(protocol::End{});
+                end_sent_ = true;
+                if (queue_.empty())
+                    break;  // could not be queued (the control allowance is spent)
+                continue;
+            }
             if (!co_await park(writer_parked_))
                 break;
             // A wake resumes us inline, inside whatever queued the message. When more is in
@@ -987,33 +1008,24 @@ asio::awaitable<void> SessionImpl::write_loop() {
 
 asio::awaitable<boost::system::error_code> SessionImpl::read_loop() {
     ByteView payload;  // in the opener's buffer, until the next record is opened
-    std::vector<protocol::Message> messages;
     for (;;) {
         // Every complete record buffered is handled before the next read.
         for (;;) {
             std::error_code ec = opener_.next_view(payload);
             if (ec == errc::need_more_data)
                 break;
-            // protocol.md §5.6: any record or decode error closes the connection, no `nope`.
+            // protocol.md §5.6: any record or decode error closes the connection, no `nope`;
+            // §6.6: so does a record after the peer's `end`.
+            if (!ec && peer_ended_)
+                ec = errc::malformed;
             if (ec)
                 co_return boost::system::error_code(ec);
             config_.metrics->bytes_received(0, 1);
-            messages.clear();
-            ec = protocol::decode_messages(payload, messages, decode_limits_);
+            ec = co_await dispatch_payload(payload);
             if (ec)
                 co_return boost::system::error_code(ec);
-            config_.metrics->messages_received(messages.size());
-            for (std::size_t i = 0; i < messages.size(); ++i) {
-                const ProducerScope scope(*this, i + 1 < messages.size());
-                dispatch(std::move(messages[i]));
-                if (aborted_) {
-                    // Requests of this record already queued still need a worker to end them
-                    // (cancelled), or run() would wait for them forever.
-                    start_workers();
-                    co_return boost::system::error_code(close_reason_);
-                }
-            }
-            start_workers();
+            if (aborted_)
+                co_return boost::system::error_code(close_reason_);
         }
         const std::size_t want = std::clamp(opener_.bytes_wanted(), k_min_read, k_max_read);
         const MutableByteView space = opener_.prepare(want);
@@ -1029,8 +1041,59 @@ asio::awaitable<boost::system::error_code> SessionImpl::read_loop() {
     }
 }
 
-void SessionImpl::dispatch(protocol::Message&& message) {
-    const std::size_t size = protocol::encoded_size(message);
+// protocol.md §5.1, §6: the framed envelopes of one payload, decoded and dispatched one at a
+// time, so that a 16 MiB payload of 3-byte envelopes never becomes millions of messages held
+// at once; every k_dispatch_slice envelopes the reader yields the strand. The payload view
+// stays valid meanwhile: only this loop touches the opener. Pings of the record are answered
+// by one pong at its end (coalesced, §6.5).
+asio::awaitable<std::error_code> SessionImpl::dispatch_payload(ByteView payload) {
+    if (payload.empty())
+        co_return errc::malformed;
+    std::size_t pos = 0;
+    std::size_t count = 0;
+    protocol::Message message;
+    while (pos < payload.size()) {
+        std::uint64_t length = 0;
+        if (const auto ec = protocol::get_varint(payload, pos, length))
+            co_return ec;
+        if (length > decode_limits_.max_message_size)
+            co_return errc::limit_exceeded;
+        if (length > payload.size() - pos)
+            co_return errc::malformed;
+        const auto size = static_cast<std::size_t>(length);
+        if (const auto ec =
+                protocol::decode_message(payload.subspan(pos, size), message, decode_limits_)) {
+            co_return ec;
+        }
+        pos += size;
+        if (peer_ended_)
+            co_return errc::malformed;  // an envelope after `end`
+        {
+            const ProducerScope scope(*this, pos < payload.size());
+            dispatch(std::move(message), size);
+        }
+        ++count;
+        if (aborted_)
+            break;
+        if (count % k_dispatch_slice == 0 && pos < payload.size()) {
+            start_workers();
+            co_await asio::post(strand_, asio::use_awaitable);
+            if (aborted_)
+                break;
+        }
+    }
+    config_.metrics->messages_received(count);
+    if (pong_due_ && !aborted_) {
+        send_control(protocol::Pong{*pong_due_});
+        pong_due_.reset();
+    }
+    // Requests of this record already queued need a worker even when the session aborted
+    // meanwhile (they end cancelled), or run() would wait for them forever.
+    start_workers();
+    co_return std::error_code{};
+}
+
+void SessionImpl::dispatch(protocol::Message&& message, std::size_t size) {
     std::visit(Overloaded{
                    [&](protocol::Request& m) { on_request(std::move(m), size); },
                    [&](protocol::Response& m) { on_response(std::move(m), size); },
@@ -1042,9 +1105,10 @@ void SessionImpl::dispatch(protocol::Message&& message) {
                        on_notification(std::move(m));
                    },
                    [&](protocol::Cancel& m) { on_cancel(m.id); },
-                   [&](protocol::Ping& m) { send_control(protocol::Pong{m.opaque}); },
+                   [&](protocol::Ping& m) { pong_due_ = m.opaque; },
                    [&](protocol::Pong&) {},
                    [&](protocol::GoAway& m) { on_goaway(m); },
+                   [&](protocol::End&) { on_end(); },
                },
                message);
 }
@@ -1058,6 +1122,11 @@ void SessionImpl::answer_now(std::uint64_t id, Status status, std::string_view m
 void SessionImpl::on_request(protocol::Request&& request, std::size_t size) {
     last_activity_ = received_at_;
     highest_peer_request_ = std::max(highest_peer_request_, request.id);
+    // protocol.md §6.2: the reserved entry is the protocol's, not the handler's.
+    const bool no_compress = protocol::asks_no_compress(request.metadata);
+    std::erase_if(request.metadata, [](const auto& entry) {
+        return entry.first == protocol::k_metadata_no_compress;
+    });
     if (requests_.contains(request.id)) {
         // protocol.md §6.2: ids are unique among the caller's open calls.
         config_.logger.warn("{}: {} reused request id {}; closing", config_.side,
@@ -1093,6 +1162,7 @@ void SessionImpl::on_request(protocol::Request&& request, std::size_t size) {
     auto task =
         make_task(request.id, std::move(request.method), std::move(request.metadata), deadline);
     task->handler = handler;
+    task->no_compress = no_compress;
     task->body = std::move(request.body);
     start_deadline(task);
     schedule(std::move(task));
@@ -1119,7 +1189,9 @@ void SessionImpl::on_notification(protocol::Notification&& notification) {
     config_.metrics->notification_received();
     const NotificationHandler* handler =
         config_.router ? config_.router->find_notification(notification.method) : nullptr;
-    if (handler == nullptr || state_ != State::open ||
+    // protocol.md §6.6: goaway stops requests, not notifications; what the peer sent before
+    // its `end` is handled, draining or not.
+    if (handler == nullptr || state_ == State::closed ||
         task_count_ >= config_.options.max_in_flight) {
         config_.metrics->notification_dropped();
         config_.logger.debug("{}: notification '{}' dropped", config_.side, notification.method);
@@ -1136,6 +1208,18 @@ void SessionImpl::on_cancel(std::uint64_t id) {
     const auto it = requests_.find(id);
     if (it != requests_.end())
         cancel_task(*it->second, Status::cancelled);
+}
+
+void SessionImpl::on_end() {
+    // protocol.md §6.6: the peer sends nothing more; it had no call of ours left to answer
+    // (any still pending never will be). We finish what it sent, then send our own `end`.
+    peer_ended_ = true;
+    mark_not_open();
+    config_.logger.debug("{}: {} sent end", config_.side, peer_->fingerprint.short_hex());
+    fail_waiters(errc::connection_closed);
+    fail_pending(errc::connection_closed);
+    begin_drain(config_.options.drain_timeout);
+    maybe_finish_drain();
 }
 
 void SessionImpl::on_goaway(const protocol::GoAway& goaway) {
@@ -1358,18 +1442,20 @@ asio::awaitable<void> SessionImpl::serve_request(Task& task) {
 asio::awaitable<void> SessionImpl::send_response(Task& task, Reply reply) {
     if (state_ == State::closing || state_ == State::closed)
         co_return;  // nobody to answer
+    const bool no_compress = reply.no_compress || task.no_compress;
     protocol::Message message{std::in_place_type<protocol::Response>,
                               protocol::Response{task.request_id, reply.status,
                                                  std::move(reply.metadata), std::move(reply.body)}};
     for (bool fallback = false;; fallback = true) {
         const std::size_t size = protocol::encoded_size(message);
-        if (size <= encode_limits_.max_message_size) {
+        // protocol.md §6.2: the limit counts the envelope, not its frame.
+        if (protocol::envelope_size(message) <= encode_limits_.max_message_size) {
             if (!try_reserve(size)) {
                 Waiter waiter(strand_);
                 if (co_await reserve(waiter, size))
                     co_return;  // closing: nobody to answer
             }
-            const auto ec = enqueue(message, size, false, false);
+            const auto ec = enqueue(message, size, no_compress, false);
             if (!ec) {
                 task.responded = true;
                 config_.metrics->request_served(task.context.method(),
@@ -1499,7 +1585,7 @@ void SessionImpl::start_call(const std::shared_ptr<CallOp>& op) {
                     std::nullopt);
         return;
     }
-    if (peer_goaway_last_) {
+    if (peer_goaway_last_ || peer_ended_) {
         finish_call(*op, {}, Reply::error(Status::shutting_down, "the peer is shutting down"));
         return;
     }
@@ -1518,6 +1604,9 @@ void SessionImpl::start_call(const std::shared_ptr<CallOp>& op) {
     }
 
     op->id = ++next_call_id_;
+    if (op->no_compress)
+        op->metadata.emplace_back(protocol::k_metadata_no_compress,
+                                  "1");  // the answer too (protocol.md §6.2, §6.7)
     // Built in place: a Request passed as `const Message&` would be copied into a temporary.
     protocol::Message message{std::in_place_type<protocol::Request>,
                               protocol::Request{op->id, std::move(op->method), timeout_ms,
@@ -1641,7 +1730,7 @@ asio::awaitable<void> SessionImpl::notify(std::shared_ptr<SessionImpl> self, std
 
 asio::awaitable<void> SessionImpl::notify_on_strand(std::string method, Bytes body,
                                                     CallOptions options) {
-    if (state_ == State::closing || state_ == State::closed) {
+    if (state_ == State::closing || state_ == State::closed || peer_ended_) {
         throw_error(close_reason_ ? close_reason_ : std::error_code(errc::connection_closed),
                     "notify '" + method + "'");
     }

@@ -72,9 +72,6 @@ tcp::endpoint resolve_listen_endpoint(const EndpointSpec& spec) {
 
 namespace {
 
-// Writes `reply` (always `nope`), shuts down our sending side and reads and discards what the
-// peer still sends, within the configured bounds, then closes (protocol.md §3.6). Closing with
-// unread input would make the kernel send a reset, which can destroy the `nope` in flight.
 asio::awaitable<void> drain_input(tcp::socket& socket, std::size_t max_bytes) {
     std::array<std::uint8_t, 4096> sink{};
     std::size_t total = 0;
@@ -86,24 +83,14 @@ asio::awaitable<void> drain_input(tcp::socket& socket, std::size_t max_bytes) {
     }
 }
 
-asio::awaitable<void> send_refusal(tcp::socket& socket, ByteView reply, std::size_t drain_bytes) {
-    auto [ec, n] =
-        co_await asio::async_write(socket, asio::buffer(reply.data(), reply.size()), use_tuple);
+asio::awaitable<void> send_refusal(tcp::socket& socket, std::size_t drain_bytes) {
+    auto [ec, n] = co_await asio::async_write(
+        socket, asio::buffer(protocol::k_nope.data(), protocol::k_nope.size()), use_tuple);
     if (ec)
         co_return;
     boost::system::error_code ignored;
     socket.shutdown(tcp::socket::shutdown_send, ignored);
     co_await drain_input(socket, drain_bytes);
-}
-
-asio::awaitable<void> refuse(tcp::socket& socket, ByteView reply, const HandshakeOptions& options) {
-    Timer timer(co_await asio::this_coro::executor);
-    timer.expires_after(options.refuse_drain_time);
-    // The write is inside the bound too: a peer that never reads cannot hold us.
-    co_await (send_refusal(socket, reply, options.refuse_drain_bytes) ||
-              timer.async_wait(use_tuple));
-    boost::system::error_code ignored;
-    socket.close(ignored);
 }
 
 // I/O-level failure while exchanging connection messages.
@@ -116,8 +103,17 @@ struct Exchanged {
     ExchangeResult result;
 };
 
-// The exchange itself: ask the state machine, do what it says (protocol.md §3).
-asio::awaitable<Exchanged> exchange(tcp::socket& socket, protocol::HandshakeState& state) {
+// The exchange itself: ask the state machine, do what it says (protocol.md §3). A responder
+// moves its deadline as the peer's connection message arrives (see run_handshake).
+asio::awaitable<Exchanged> exchange(tcp::socket& socket, protocol::HandshakeState& state,
+                                    HandshakeWatch& watch, const HandshakeOptions& options,
+                                    bool responder) {
+    const SteadyClock::time_point start = SteadyClock::now();
+    const auto capped = [&](std::chrono::milliseconds limit) {
+        return start + std::min(limit, options.timeout);
+    };
+    watch.set_deadline(responder ? capped(options.first_byte_timeout) : capped(options.timeout));
+    std::size_t received = 0;
     // Reading more than asked is fine: bytes after the connection message come back as
     // Established::leftover (the peer's first records).
     std::array<std::uint8_t, 2048> buffer{};
@@ -135,6 +131,13 @@ asio::awaitable<Exchanged> exchange(tcp::socket& socket, protocol::HandshakeStat
                 co_return Exchanged{IoFailure{ec}};
             } else {
                 state.feed(ByteView(buffer.data(), n));
+                received += n;
+                if (received >= protocol::k_connection_message_size) {
+                    watch.message_complete();
+                    watch.set_deadline(capped(options.timeout));
+                } else if (responder) {
+                    watch.set_deadline(capped(options.message_timeout));
+                }
             }
         } else if (auto* done = std::get_if<protocol::action::Done>(&action)) {
             co_return Exchanged{std::move(*done)};
@@ -161,17 +164,21 @@ std::error_code error_for(protocol::HandshakeError reason, bool refused_locally)
 
 asio::awaitable<HandshakeOutcome> run_handshake(tcp::socket& socket,
                                                 protocol::HandshakeState& state,
-                                                const HandshakeOptions& options) {
+                                                const HandshakeOptions& options, bool responder,
+                                                HandshakeWatch* watch) {
     HandshakeOutcome outcome;
-    Timer deadline(co_await asio::this_coro::executor);
-    deadline.expires_after(options.timeout);
+    std::optional<HandshakeWatch> own_watch;
+    if (watch == nullptr)
+        watch = &own_watch.emplace(co_await asio::this_coro::executor);
 
-    auto raced = co_await (exchange(socket, state) || deadline.async_wait(use_tuple));
+    auto raced = co_await (exchange(socket, state, *watch, options, responder) || watch->expire());
 
     std::optional<protocol::action::Failed> failed;
     if (raced.index() == 1) {
-        // protocol.md §3.6: a handshake that does not complete in time is refused like any
-        // other validation failure. The exchange was cancelled; the state machine decides.
+        // protocol.md §3.6: a handshake that does not complete in time (or is evicted) is
+        // refused like any other validation failure. The exchange was cancelled; the state
+        // machine decides.
+        outcome.evicted = watch->evicted();
         state.abort(protocol::HandshakeError::timeout);
         protocol::HandshakeAction action = state.next();
         if (auto* f = std::get_if<protocol::action::Failed>(&action)) {
@@ -186,6 +193,7 @@ asio::awaitable<HandshakeOutcome> run_handshake(tcp::socket& socket,
             co_return outcome;
         }
         if (auto* io = std::get_if<IoFailure>(&result)) {
+            // A reset or another socket error: nothing can be sent any more.
             outcome.reason = protocol::HandshakeError::truncated;
             outcome.error = io->error;
             boost::system::error_code ignored;
@@ -197,18 +205,49 @@ asio::awaitable<HandshakeOutcome> run_handshake(tcp::socket& socket,
 
     outcome.reason = failed->reason;
     outcome.refused_locally = !failed->reply.empty();
+    outcome.reply = std::move(failed->reply);
     outcome.error = error_for(failed->reason, outcome.refused_locally);
-    if (outcome.refused_locally) {
-        co_await refuse(socket, failed->reply, options);
-    } else {
+    if (!outcome.refused_locally) {
         boost::system::error_code ignored;
         socket.close(ignored);
     }
     co_return outcome;
 }
 
-asio::awaitable<void> refuse_connection(tcp::socket& socket, const HandshakeOptions& options) {
-    co_await refuse(socket, ByteView(protocol::k_nope.data(), protocol::k_nope.size()), options);
+asio::awaitable<void> refuse(tcp::socket& socket, const HandshakeOptions& options,
+                             RefusalGate* gate) {
+    boost::system::error_code ignored;
+    if (gate != nullptr && !gate->try_enter()) {
+        // Too many refusals are draining already: `nope` goes out only if the kernel takes it
+        // at once, and the close may turn into a reset. Still nothing but `nope` is sent.
+        // What the peer sent is read first, as far as it is there: closing with unread input
+        // would turn the close into a reset.
+        socket.non_blocking(true, ignored);
+        socket.write_some(asio::buffer(protocol::k_nope.data(), protocol::k_nope.size()), ignored);
+        socket.shutdown(tcp::socket::shutdown_send, ignored);
+        std::array<std::uint8_t, 4096> sink{};
+        for (std::size_t total = 0; total < options.refuse_drain_bytes;) {
+            boost::system::error_code read_error;
+            const std::size_t n = socket.read_some(asio::buffer(sink), read_error);
+            if (read_error)
+                break;
+            total += n;
+        }
+        socket.close(ignored);
+        co_return;
+    }
+    struct Leave {
+        RefusalGate* gate;
+        ~Leave() {
+            if (gate != nullptr)
+                gate->leave();
+        }
+    } const leave{gate};
+    Timer timer(co_await asio::this_coro::executor);
+    timer.expires_after(options.refuse_drain_time);
+    // The write is inside the bound too: a peer that never reads cannot hold us.
+    co_await (send_refusal(socket, options.refuse_drain_bytes) || timer.async_wait(use_tuple));
+    socket.close(ignored);
 }
 
 }  // namespace sdmp::detail

@@ -70,10 +70,6 @@ bool starts_with_nope(ByteView in) {
     return in.size() >= k_nope.size() && std::equal(k_nope.begin(), k_nope.end(), in.begin());
 }
 
-bool is_prefix_of_nope(ByteView in) {
-    return in.size() <= k_nope.size() && std::equal(in.begin(), in.end(), k_nope.begin());
-}
-
 void check_config(const HandshakeConfig& config) {
     if (config.provider == nullptr || config.self == nullptr || config.trust == nullptr ||
         !config.clock) {
@@ -123,31 +119,27 @@ struct HandshakeState::Impl {
 
 // Waits for one whole connection message (protocol.md §3.5 step 1 as soon as the prefix is
 // in, §3.6 for `nope`). Returns nothing once 160 bytes with an acceptable prefix are buffered.
+// End of stream before that is a truncated message, refused with `nope` like any validation
+// failure (protocol.md §3.6): the peer may have shut down only its write side and still read.
 std::optional<HandshakeAction> HandshakeState::Impl::await_message() {
     if (data_after_eof)
         return fail(HandshakeError::unexpected_data, nope());
     const ByteView in = input;
 
-    if (role == Role::initiator) {
-        // The responder refuses with exactly `nope` then end-of-stream (protocol.md §3.6).
-        // Until we know nothing follows, `nope` is neither a refusal nor bad magic.
-        if (starts_with_nope(in)) {
-            if (in.size() > k_nope.size())
-                return fail(HandshakeError::unexpected_data, nope());
-            if (eof)
-                return fail(HandshakeError::refused_by_peer, {});
-            return action::Need{k_prefix_size - in.size()};
-        }
-        if (is_prefix_of_nope(in) && in.size() < k_prefix_size) {
-            if (eof)
-                return fail(HandshakeError::truncated, {});
-            return action::Need{k_prefix_size - in.size()};
-        }
+    // The responder refuses with exactly `nope` then end-of-stream (protocol.md §3.6); that
+    // alone is not answered. Until we know nothing follows, `nope` is neither a refusal nor bad
+    // magic. A strict prefix of `nope` then end-of-stream is a truncation (below).
+    if (role == Role::initiator && starts_with_nope(in)) {
+        if (in.size() > k_nope.size())
+            return fail(HandshakeError::unexpected_data, nope());
+        if (eof)
+            return fail(HandshakeError::refused_by_peer, {});
+        return action::Need{k_prefix_size - in.size()};
     }
 
     if (in.size() < k_prefix_size) {
         if (eof)
-            return fail(HandshakeError::truncated, {});
+            return fail(HandshakeError::truncated, nope());
         return action::Need{k_prefix_size - in.size()};
     }
     const Role expected_sender = role == Role::initiator ? Role::responder : Role::initiator;
@@ -165,7 +157,7 @@ std::optional<HandshakeAction> HandshakeState::Impl::await_message() {
     }
     if (in.size() < k_connection_message_size) {
         if (eof)
-            return fail(HandshakeError::truncated, {});
+            return fail(HandshakeError::truncated, nope());  // protocol.md §3.6
         return action::Need{k_connection_message_size - in.size()};
     }
     return std::nullopt;
@@ -241,6 +233,8 @@ HandshakeAction HandshakeState::Impl::process_hello() {
     if (config.replay_cache != nullptr && config.replay_cache->seen_before(peer_ephemeral, now)) {
         return fail(HandshakeError::replay, nope());
     }
+    if (config.accept_peer && !config.accept_peer(opened.peer->fingerprint))
+        return fail(HandshakeError::not_accepted, nope());
 
     // Step 7: session DH with a fresh ephemeral.
     crypto::DhKeyPair ephemeral;

@@ -29,6 +29,8 @@ std::string_view to_string(HandshakeError error) noexcept {
             return "low_order_point";
         case HandshakeError::clock_skew:
             return "clock_skew";
+        case HandshakeError::not_accepted:
+            return "not_accepted";
         case HandshakeError::replay:
             return "replay";
         case HandshakeError::refused_by_peer:

@@ -13,16 +13,14 @@ namespace {
 
 using crypto::SecretBytes;
 
-// A valid Ed25519 public key nobody here signs with (RFC 8032 §7.1, test 1). Verifying under it
-// when the seal did not open or the signer is unknown keeps the work uniform (§3.5); the result
-// is ignored because an earlier step already failed.
+// The dummy pair of protocol.md §3.5: a valid Ed25519 public key nobody here signs with
+// (RFC 8032 §7.1, TEST 1) and its well-formed signature of the empty message. Verifying this
+// signature under this key over the rebuilt signed string costs one full verification and never
+// succeeds; it stands in for the received signature whenever that one is not to be verified.
 constexpr crypto::SignPublic k_dummy_sign_public = {
     0xd7, 0x5a, 0x98, 0x01, 0x82, 0xb1, 0x0a, 0xb7, 0xd5, 0x4b, 0xfe, 0xd3, 0xc9, 0x64, 0x07, 0x3a,
     0x0e, 0xe1, 0x72, 0xf3, 0xda, 0xa6, 0x23, 0x25, 0xaf, 0x02, 0x1a, 0x68, 0xf7, 0x07, 0x51, 0x1a};
 
-// The well-formed signature that goes with k_dummy_sign_public (RFC 8032 §7.1, test 1). When the
-// seal did not open, the "signature" bytes are noise, and Botan rejects most noise (S >= L) before
-// doing any curve arithmetic; verifying this one instead costs a full verification (§3.5).
 constexpr crypto::Signature k_dummy_signature = {
     0xe5, 0x56, 0x43, 0x00, 0xc3, 0x60, 0xac, 0x72, 0x90, 0x86, 0xe2, 0xcc, 0x80, 0x6e, 0x82, 0x8a,
     0x84, 0x87, 0x7f, 0x1e, 0xb8, 0xe5, 0xd9, 0x74, 0xd8, 0x73, 0xe0, 0x65, 0x22, 0x49, 0x01, 0x55,
@@ -89,6 +87,24 @@ class SignedData {
 
 crypto::Nonce zero_nonce() noexcept {
     return crypto::Nonce{};
+}
+
+// The order of the Ed25519 base point, L = 2^252 + 27742317777372353535851937790883648493
+// (RFC 8032 §5.1), little-endian.
+constexpr std::array<std::uint8_t, 32> k_group_order = {
+    0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10};
+
+// RFC 8032 §5.1.7: S (the signature's second half, little-endian) must be below L. A verifier
+// rejects S >= L before any curve arithmetic, so such a signature is never handed to verify()
+// (protocol.md §3.5). Computes S - L with a borrow over every byte, without an early exit.
+bool has_canonical_s(const crypto::Signature& sig) noexcept {
+    unsigned borrow = 0;
+    for (std::size_t i = 0; i < k_group_order.size(); ++i) {
+        const unsigned diff = unsigned{sig[32 + i]} - unsigned{k_group_order[i]} - borrow;
+        borrow = (diff >> 8) & 1u;
+    }
+    return borrow == 1;  // S - L went negative: S < L
 }
 
 }  // namespace
@@ -209,15 +225,20 @@ Opened open_message(crypto::CryptoProvider& provider, const Incoming& params, By
         }
     }
 
-    // Step 4: exactly one verification, under the signer's key or the dummy key.
+    // Step 4: exactly one full verification whatever happened before (protocol.md §3.5). The
+    // received signature is verified under the signer's key only when steps 2 and 3 passed and
+    // its S is canonical; otherwise the dummy signature under the dummy key, which always fails:
+    // a non-canonical S is then bad_signature, and any earlier failure stays the one reported.
     const SignedData signed_data(params.sender, header, sender_fp,
                                  params.self->fingerprint().bytes(), result.timestamp_ms,
                                  params.initiator_message_hash);
+    const bool canonical = has_canonical_s(sig);
+    const bool check_received = result.error == HandshakeError::none && canonical;
     const crypto::SignPublic& verify_key =
-        peer != nullptr ? peer->identity.sign_public : k_dummy_sign_public;
-    const bool body_is_noise = result.error == HandshakeError::low_order_point ||
-                               result.error == HandshakeError::seal_failed;
-    if (!provider.verify(verify_key, signed_data.view(), body_is_noise ? k_dummy_signature : sig))
+        check_received ? peer->identity.sign_public : k_dummy_sign_public;
+    const crypto::Signature& verify_sig = check_received ? sig : k_dummy_signature;
+    const bool verified = provider.verify(verify_key, signed_data.view(), verify_sig);
+    if (!check_received || !verified)
         fail(HandshakeError::bad_signature);
 
     // Step 5: clock skew, if enabled.

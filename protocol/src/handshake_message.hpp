@@ -63,8 +63,9 @@ struct Opened {
 };
 
 // protocol.md §3.5 steps 2–5 on a whole message whose prefix passed step 1. Always performs
-// one X25519, one HKDF, one AEAD open and one signature verification (with a fixed dummy key
-// when the seal did not open or the signer is unknown), so the causes cost the same time.
+// one X25519, one HKDF, one AEAD open and exactly one full signature verification: of the
+// received signature under the signer's key when steps 2 and 3 passed and its S is canonical,
+// else of a fixed dummy signature under a fixed dummy key. So the causes cost the same time.
 Opened open_message(crypto::CryptoProvider& provider, const Incoming& params, ByteView message);
 
 // The ephemeral public value of a message (bytes 8..40).

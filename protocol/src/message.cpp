@@ -34,7 +34,7 @@ std::size_t metadata_size(const Metadata& metadata) noexcept {
 }
 
 // Size of the envelope without its length frame (protocol.md §6.2).
-std::size_t envelope_size(const Message& message) noexcept {
+std::size_t size_of_envelope(const Message& message) noexcept {
     return 1 +
            std::visit(
                Overloaded{
@@ -54,6 +54,7 @@ std::size_t envelope_size(const Message& message) noexcept {
                    [](const Ping&) { return std::size_t{8}; },
                    [](const Pong&) { return std::size_t{8}; },
                    [](const GoAway& m) { return varint_size(m.last_request_id) + m.reason.size(); },
+                   [](const End&) { return std::size_t{0}; },
                },
                message);
 }
@@ -122,6 +123,7 @@ std::error_code validate(const Message& message, const MessageLimits& limits) no
                                   return errc::limit_exceeded;
                               return {};
                           },
+                          [&](const End&) -> std::error_code { return {}; },
                       },
                       message);
 }
@@ -190,6 +192,7 @@ std::uint8_t* write_head(const Message& message, std::uint8_t* p) noexcept {
                               p = write_varint(m.last_request_id, p);
                               return write_raw(as_bytes(m.reason), p);
                           },
+                          [&](const End&) { return p; },
                       },
                       message);
 }
@@ -209,7 +212,8 @@ std::error_code encode(const Message& message, Bytes& out, const MessageLimits& 
                        bool with_body) {
     if (auto ec = validate(message, limits))
         return ec;
-    const std::size_t envelope = envelope_size(message);
+    const std::size_t envelope = size_of_envelope(message);
+    // protocol.md §6.2: the limit counts the envelope, not its length frame.
     if (envelope > limits.max_message_size)
         return errc::limit_exceeded;
     const ByteView body = body_of(message);
@@ -231,7 +235,10 @@ std::error_code encode(const Message& message, Bytes& out, const MessageLimits& 
 // The variant's alternatives are declared in wire order, so index + 1 is the type byte.
 static_assert(std::is_same_v<std::variant_alternative_t<0, Message>, Request>);
 static_assert(std::is_same_v<std::variant_alternative_t<6, Message>, GoAway>);
+static_assert(std::is_same_v<std::variant_alternative_t<7, Message>, End>);
+static_assert(std::variant_size_v<Message> == 8);
 static_assert(static_cast<int>(MessageType::goaway) == 7);
+static_assert(static_cast<int>(MessageType::end) == 8);
 
 // --- decoding ---
 
@@ -436,8 +443,19 @@ std::error_code get_varint(ByteView in, std::size_t& pos, std::uint64_t& value) 
 }
 
 std::size_t encoded_size(const Message& message) {
-    const std::size_t envelope = envelope_size(message);
+    const std::size_t envelope = size_of_envelope(message);
     return varint_size(envelope) + envelope;
+}
+
+std::size_t envelope_size(const Message& message) noexcept {
+    return size_of_envelope(message);
+}
+
+bool asks_no_compress(const Metadata& metadata) noexcept {
+    // protocol.md §6.2: only the value "1" asks; any other value is as if the key were absent.
+    return std::any_of(metadata.begin(), metadata.end(), [](const auto& entry) {
+        return entry.first == k_metadata_no_compress && entry.second == "1";
+    });
 }
 
 std::error_code encode_message(const Message& message, Bytes& out, const MessageLimits& limits) {
@@ -511,6 +529,12 @@ std::error_code decode_message(ByteView envelope, Message& out, const MessageLim
             out = std::move(m);
             return {};
         }
+        case MessageType::end:
+            // protocol.md §6.2: nothing follows the type byte.
+            if (!r.at_end())
+                return errc::malformed;
+            out = End{};
+            return {};
     }
     return errc::malformed;  // unknown type
 }
@@ -525,6 +549,7 @@ std::error_code decode_messages(ByteView payload, std::vector<Message>& out,
         std::uint64_t length = 0;
         if (auto ec = get_varint(payload, pos, length))
             return ec;
+        // protocol.md §6.2: the frame alone is enough to refuse an envelope over the limit.
         if (length > limits.max_message_size)
             return errc::limit_exceeded;
         if (length > payload.size() - pos)

@@ -38,6 +38,9 @@ constexpr std::size_t k_initial_buffer = 16 * 1024;
 // next_view()'s output buffer is given back when it is this large and four times what a
 // record needs.
 constexpr std::size_t k_keep_view = 256 * 1024;
+// Between records, input and output buffers above this go back: a session does not keep the
+// ~16 MiB of one huge record, while one streaming 1 MiB messages keeps its buffers.
+constexpr std::size_t k_keep_between_records = std::size_t{4} << 20;
 
 // Sizes `payload` to `size` without letting the vector over-allocate: std::vector::resize
 // may double the capacity, which would let a bomb allocate beyond max_payload_size.
@@ -101,8 +104,19 @@ struct RecordOpener::Impl {
     }
 
     MutableByteView prepare(std::size_t min_size) {
-        if (start == end)
+        if (start == end) {
             start = end = 0;
+            // Nothing buffered, and the last payload view is no longer in use (see next_view):
+            // buffers much larger than needed go back.
+            if (capacity > k_keep_between_records && min_size <= capacity / 4) {
+                buffer.reset();
+                capacity = 0;
+            }
+            if (out_capacity > k_keep_between_records) {
+                out.reset();
+                out_capacity = 0;
+            }
+        }
         if (capacity - end >= min_size)
             return {buffer.get() + end, capacity - end};
         const std::size_t live = end - start;
@@ -324,6 +338,10 @@ std::error_code RecordOpener::next_view(ByteView& payload) {
 
 std::size_t RecordOpener::bytes_wanted() const noexcept {
     return impl_->bytes_wanted();
+}
+
+std::size_t RecordOpener::buffered() const noexcept {
+    return impl_->buffered();
 }
 
 std::uint64_t RecordOpener::key_generation() const noexcept {

@@ -3,10 +3,13 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <array>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "sdmp/crypto/bytes.hpp"
 #include "sdmp/crypto/identity.hpp"
@@ -352,4 +355,140 @@ TEST_CASE("file parsers never crash on random input", "[crypto][identity][files]
     }
     // Some mutations (e.g. a flipped hex digit) stay valid; most do not.
     CHECK(accepted < 300);
+}
+
+namespace {
+
+// The public keys of k_seed_hex / k_dh_hex (RFC 8032 §7.1 test 1, RFC 7748 §6.1).
+const std::string k_sign_public_hex =
+    "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+const std::string k_dh_public_hex =
+    "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a";
+
+PublicIdentity identity_from_hex(const std::string& sign_hex, const std::string& dh_hex) {
+    Bytes sign;
+    Bytes dh;
+    REQUIRE(from_hex(sign_hex, sign));
+    REQUIRE(from_hex(dh_hex, dh));
+    REQUIRE(sign.size() == k_sign_public_size);
+    REQUIRE(dh.size() == k_dh_public_size);
+    PublicIdentity identity;
+    std::copy(sign.begin(), sign.end(), identity.sign_public.begin());
+    std::copy(dh.begin(), dh.end(), identity.dh_public.begin());
+    return identity;
+}
+
+// 32 bytes as 64 hex: `first` then zeros, or `fill` repeated with `last` as the final byte.
+std::string le_hex(std::uint8_t first) {
+    return to_hex(std::array<std::uint8_t, 1>{first}) + std::string(62, '0');
+}
+std::string repeated_hex(std::uint8_t fill, std::uint8_t last) {
+    std::array<std::uint8_t, 32> bytes{};
+    bytes.fill(fill);
+    bytes[31] = last;
+    return to_hex(bytes);
+}
+
+}  // namespace
+
+TEST_CASE("public identities with small-order or invalid keys are refused",
+          "[crypto][identity][files]") {
+    CryptoProvider& p = default_provider();
+    TempDir dir;
+    const fs::path path = dir / "peer.pub";
+    const std::string small = "Ed25519 public key is a point of small order";
+    const std::string ed_noncanonical = "Ed25519 public key is not canonically encoded";
+    const std::string off_curve = "Ed25519 public key is not a point on the curve";
+    const std::string low = "X25519 public key is a low-order point";
+    const std::string x_noncanonical = "X25519 public key is not canonically encoded";
+    // p = 2^255 - 19 little-endian is ed ff .. ff 7f; bit 255 (0x80 in the last byte) is the
+    // sign of x for Ed25519 and ignored by X25519 (RFC 7748 §5).
+    const std::string p_minus_1 = repeated_hex(0xff, 0x7f).replace(0, 2, "ec");
+    const std::string order8_y1 =
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a";
+    const std::string order8_y2 =
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05";
+    const std::string order8_u1 =
+        "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800";
+    const std::string order8_u2 =
+        "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157";
+    auto with_sign_bit = [](std::string hex) {
+        Bytes bytes;
+        REQUIRE(from_hex(hex, bytes));
+        bytes.back() |= 0x80;
+        return to_hex(bytes);
+    };
+
+    struct Case {
+        std::string sign_hex;
+        std::string dh_hex;
+        std::string expected;
+    };
+    const std::vector<Case> cases = {
+        // The 8 Ed25519 points of small order, both signs of x (for y = +-1, x = 0 and the
+        // set sign bit is also a non-canonical encoding).
+        {le_hex(0x00), k_dh_public_hex, small},                 // order 4
+        {with_sign_bit(le_hex(0x00)), k_dh_public_hex, small},  // order 4
+        {le_hex(0x01), k_dh_public_hex, small},                 // order 1 (the neutral element)
+        {with_sign_bit(le_hex(0x01)), k_dh_public_hex, small},
+        {p_minus_1, k_dh_public_hex, small},  // order 2
+        {with_sign_bit(p_minus_1), k_dh_public_hex, small},
+        {order8_y1, k_dh_public_hex, small},
+        {with_sign_bit(order8_y1), k_dh_public_hex, small},
+        {order8_y2, k_dh_public_hex, small},
+        {with_sign_bit(order8_y2), k_dh_public_hex, small},
+        // Non-canonical encodings (y >= p) of small-order points: y = p (0) and p + 1 (1).
+        {repeated_hex(0xff, 0x7f).replace(0, 2, "ed"), k_dh_public_hex, small},
+        {repeated_hex(0xff, 0xff).replace(0, 2, "ee"), k_dh_public_hex, small},
+        // Other non-canonical encodings: y = p + 2, y = 2^255 - 1.
+        {repeated_hex(0xff, 0x7f).replace(0, 2, "ef"), k_dh_public_hex, ed_noncanonical},
+        {repeated_hex(0xff, 0xff), k_dh_public_hex, ed_noncanonical},
+        // No x for these y (x^2 would not be a square): y = 2, y = 7, y = 0x0202..02.
+        {le_hex(0x02), k_dh_public_hex, off_curve},
+        {le_hex(0x07), k_dh_public_hex, off_curve},
+        {repeated_hex(0x02, 0x02), k_dh_public_hex, off_curve},
+        {with_sign_bit(repeated_hex(0x7f, 0x7f)), k_dh_public_hex, off_curve},
+        // X25519 low-order u (RFC 7748 §7), also with bit 255 set and as u + p.
+        {k_sign_public_hex, le_hex(0x00), low},
+        {k_sign_public_hex, le_hex(0x01), low},
+        {k_sign_public_hex, p_minus_1, low},
+        {k_sign_public_hex, order8_u1, low},
+        {k_sign_public_hex, order8_u2, low},
+        {k_sign_public_hex, with_sign_bit(le_hex(0x00)), low},
+        {k_sign_public_hex, with_sign_bit(order8_u1), low},
+        {k_sign_public_hex, with_sign_bit(order8_u2), low},
+        {k_sign_public_hex, repeated_hex(0xff, 0x7f).replace(0, 2, "ed"), low},  // p = 0
+        {k_sign_public_hex, repeated_hex(0xff, 0x7f).replace(0, 2, "ee"), low},  // p + 1 = 1
+        // Non-canonical X25519 encodings of ordinary u: bit 255 set, u = p + 2.
+        {k_sign_public_hex, with_sign_bit(k_dh_public_hex), x_noncanonical},
+        {k_sign_public_hex, repeated_hex(0xff, 0x7f).replace(0, 2, "ef"), x_noncanonical},
+    };
+    for (const Case& c : cases) {
+        INFO("ed25519 " << c.sign_hex << " x25519 " << c.dh_hex);
+        const PublicIdentity identity = identity_from_hex(c.sign_hex, c.dh_hex);
+        CHECK_THAT(identity.key_problem(), Catch::StartsWith(c.expected));
+        write_text(path, "sdmp-public-v1 " + c.sign_hex + c.dh_hex + " name=peer\n", k_0644);
+        PublicIdentity loaded;
+        const FileError error = load_public_identity(p, path, loaded);
+        CHECK(error.code == errc::file_malformed);
+        CHECK(mentions(error, path));
+        CHECK(error.message.find("line 1: " + c.expected) != std::string::npos);
+    }
+
+    // Keys that are fine: the RFC keys, points whose y is 3, 0x0101..01 or 0x5555..55, any u
+    // that is not low order (2, 9 = the base point), and generated identities.
+    const std::vector<std::pair<std::string, std::string>> good = {
+        {k_sign_public_hex, k_dh_public_hex},
+        {le_hex(0x03), k_dh_public_hex},
+        {repeated_hex(0x01, 0x01), k_dh_public_hex},
+        {with_sign_bit(repeated_hex(0x55, 0x55)), k_dh_public_hex},
+        {k_sign_public_hex, le_hex(0x02)},
+        {k_sign_public_hex, le_hex(0x09)},
+    };
+    for (const auto& [sign_hex, dh_hex] : good) {
+        INFO("ed25519 " << sign_hex << " x25519 " << dh_hex);
+        CHECK(identity_from_hex(sign_hex, dh_hex).key_problem().empty());
+    }
+    for (int i = 0; i < 64; ++i)
+        CHECK(Identity::generate(p).public_identity().key_problem().empty());
 }

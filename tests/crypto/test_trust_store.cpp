@@ -1,10 +1,13 @@
 // The trust store (protocol.md §7.3).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "sdmp/crypto/trust_store.hpp"
 #include "sdmp/error.hpp"
@@ -268,5 +271,195 @@ TEST_CASE("trust store parser never crashes on random input", "[crypto][trust][p
         } else {
             CHECK(store.size() <= 2);
         }
+    }
+}
+
+TEST_CASE("names that could be read as a fingerprint are refused", "[crypto][trust][files]") {
+    // protocol.md §7.2: 16 or more hex digits and nothing else could be read as a fingerprint
+    // or a fingerprint prefix, and would let this entry answer a lookup of another peer.
+    CryptoProvider& p = default_provider();
+    TempDir dir;
+    const TrustedPeer victim = make_peer(p, "victim");
+    const std::string victim_hex = victim.fingerprint.hex();
+    std::string victim_upper = victim_hex;
+    for (char& c : victim_upper)
+        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    const std::vector<std::string> refused = {victim_hex, victim_upper, victim_hex.substr(0, 16),
+                                              "0123456789abcdefABCDEF"};
+    const std::vector<std::string> allowed = {"0123456789abcde", "0123456789abcdeg",
+                                              "0123456789abcdef-1", "deadbeef", "cafe.babe"};
+
+    TrustStore store;
+    REQUIRE_FALSE(store.add(victim));
+    for (const std::string& name : refused) {
+        INFO("name " << name);
+        CHECK(store.add(make_peer(p, name)) == errc::malformed);
+        CHECK(peer_name_problem(name).find("fingerprint") != std::string::npos);
+    }
+    CHECK(store.size() == 1);
+    for (const std::string& name : allowed) {
+        INFO("name " << name);
+        CHECK(peer_name_problem(name).empty());
+        CHECK_FALSE(store.add(make_peer(p, name)));
+    }
+    // A fingerprint, typed in either case, finds only the peer that has it.
+    CHECK(store.find(victim_hex) == store.find(victim.fingerprint));
+    CHECK(store.find(victim_upper)->name == "victim");
+
+    // Store files and folder files are refused with the line and the reason.
+    const fs::path path = dir / "trusted";
+    const TrustedPeer impostor = make_peer(p);
+    for (const std::string& name : refused) {
+        INFO("name " << name);
+        write_text(path, line_for(victim, " name=victim") + line_for(impostor, " name=" + name));
+        TrustStore loaded;
+        const FileError error = TrustStore::load(p, path, loaded);
+        CHECK(error.code == errc::file_malformed);
+        CHECK(error.message.find(path.string()) != std::string::npos);
+        CHECK(error.message.find("line 2: invalid name") != std::string::npos);
+        CHECK(error.message.find("could be read as a fingerprint") != std::string::npos);
+        CHECK(loaded.size() == 0);
+    }
+    const fs::path folder = dir / "peers.d";
+    fs::create_directories(folder);
+    write_text(folder / "impostor.pub", line_for(impostor, " name=" + victim_hex));
+    TrustStore loaded;
+    const FileError error = TrustStore::load(p, folder, loaded);
+    CHECK(error.code == errc::file_malformed);
+    CHECK(error.message.find("impostor.pub") != std::string::npos);
+    CHECK(error.message.find("could be read as a fingerprint") != std::string::npos);
+}
+
+TEST_CASE("a folder file whose stem could be read as a fingerprint names no peer",
+          "[crypto][trust][files]") {
+    // protocol.md §7.3: the stem names the peer only when it is a valid NAME; "<fingerprint>"
+    // and any other 16+ hex-digit stem are not, and the peer stays unnamed.
+    CryptoProvider& p = default_provider();
+    TempDir dir;
+    const fs::path folder = dir / "peers.d";
+    fs::create_directories(folder);
+    const TrustedPeer victim = make_peer(p);
+    const TrustedPeer other = make_peer(p);
+    const TrustedPeer named = make_peer(p);
+    // Named after another peer's fingerprint prefix; and a short hex stem, which may name.
+    write_text(folder / (victim.fingerprint.short_hex() + ".pub"), line_for(other));
+    write_text(folder / "c0ffee.pub", line_for(named));
+    write_text(folder / (victim.fingerprint.hex() + ".pub"), line_for(victim));
+    TrustStore store;
+    REQUIRE_FALSE(TrustStore::load(p, folder, store));
+    REQUIRE(store.size() == 3);
+    CHECK(store.find(other.fingerprint)->name.empty());
+    CHECK(store.find(victim.fingerprint)->name.empty());
+    CHECK(store.find("c0ffee")->fingerprint == named.fingerprint);
+    CHECK(store.find_by_name(victim.fingerprint.short_hex()) == nullptr);
+}
+
+TEST_CASE("trust store add refuses a fingerprint that is not the identity's", "[crypto][trust]") {
+    // protocol.md §1: the fingerprint is SHA-256 of the canonical bytes; an entry filed under
+    // another fingerprint would answer for a key it does not hold.
+    CryptoProvider& p = default_provider();
+    const TrustedPeer victim = make_peer(p, "victim");
+    TrustedPeer impostor = make_peer(p, "impostor");
+    impostor.fingerprint = victim.fingerprint;
+    TrustStore store;
+    CHECK(store.add(impostor) == errc::malformed);
+    TrustedPeer zero = make_peer(p);
+    zero.fingerprint = Fingerprint{};
+    CHECK(store.add(zero) == errc::malformed);
+    CHECK(store.size() == 0);
+    CHECK(store.find(victim.fingerprint) == nullptr);
+    // The real one still goes in.
+    CHECK_FALSE(store.add(victim));
+    CHECK(store.find(victim.fingerprint)->identity == victim.identity);
+}
+
+TEST_CASE("trust stores refuse small-order and invalid keys", "[crypto][trust][files]") {
+    // protocol.md §1. Each kind of refused key once here; every refused encoding is in
+    // test_identity.cpp.
+    CryptoProvider& p = default_provider();
+    TempDir dir;
+    const TrustedPeer good = make_peer(p, "good");
+    auto with_keys = [&](SignPublic sign, DhPublic dh) {
+        TrustedPeer peer = good;
+        peer.identity.sign_public = sign;
+        peer.identity.dh_public = dh;
+        peer.fingerprint = peer.identity.fingerprint(p);
+        peer.name = "bad";
+        return peer;
+    };
+    SignPublic ed_p_plus_2{};  // y = p + 2: not canonical
+    ed_p_plus_2.fill(0xff);
+    ed_p_plus_2[0] = 0xef;
+    ed_p_plus_2[31] = 0x7f;
+    SignPublic ed_off_curve{};  // y = 2
+    ed_off_curve[0] = 0x02;
+    const DhPublic x_order_8 = {0xe0, 0xeb, 0x7a, 0x7c, 0x3b, 0x41, 0xb8, 0xae, 0x16, 0x56, 0xe3,
+                                0xfa, 0xf1, 0x9f, 0xc4, 0x6a, 0xda, 0x09, 0x8d, 0xeb, 0x9c, 0x32,
+                                0xb1, 0xfd, 0x86, 0x62, 0x05, 0x16, 0x5f, 0x49, 0xb8, 0x00};
+    struct Case {
+        TrustedPeer peer;
+        std::string expected;
+    };
+    const std::vector<Case> cases = {
+        {with_keys(SignPublic{1}, good.identity.dh_public),  // the neutral element
+         "Ed25519 public key is a point of small order"},
+        {with_keys(ed_p_plus_2, good.identity.dh_public),
+         "Ed25519 public key is not canonically encoded"},
+        {with_keys(ed_off_curve, good.identity.dh_public),
+         "Ed25519 public key is not a point on the curve"},
+        {with_keys(good.identity.sign_public, DhPublic{}),
+         "X25519 public key is a low-order point"},
+        {with_keys(good.identity.sign_public, x_order_8), "X25519 public key is a low-order point"},
+    };
+    const fs::path path = dir / "trusted";
+    const fs::path folder = dir / "peers.d";
+    fs::create_directories(folder);
+    for (const Case& c : cases) {
+        INFO(c.expected);
+        TrustStore store;
+        CHECK(store.add(c.peer) == errc::invalid_key);
+        CHECK(store.size() == 0);
+
+        write_text(path, line_for(good, " name=good") + line_for(c.peer, " name=bad"));
+        TrustStore from_file;
+        const FileError file_error = TrustStore::load(p, path, from_file);
+        CHECK(file_error.code == errc::file_malformed);
+        CHECK(file_error.message.find(path.string() + ": line 2: " + c.expected) !=
+              std::string::npos);
+
+        write_text(folder / "bad.pub", line_for(c.peer));
+        TrustStore from_folder;
+        const FileError folder_error = TrustStore::load(p, folder, from_folder);
+        CHECK(folder_error.code == errc::file_malformed);
+        CHECK(folder_error.message.find("bad.pub: line 1: " + c.expected) != std::string::npos);
+    }
+}
+
+TEST_CASE("every file the library writes is ASCII", "[crypto][trust][files]") {
+    // protocol.md §7: key and trust-store files are ASCII text.
+    CryptoProvider& p = default_provider();
+    TempDir dir;
+    const Identity id = Identity::generate(p);
+    REQUIRE_FALSE(save_identity(id, dir / "node.key"));
+    REQUIRE_FALSE(save_public_identity(id.public_identity(), dir / "node.pub"));
+    TrustStore store;
+    REQUIRE_FALSE(store.add(make_peer(p, "alice", "[::1]:7000")));
+    REQUIRE_FALSE(store.add(make_peer(p)));
+    REQUIRE_FALSE(store.save(dir / "trusted"));
+    fs::create_directories(dir / "peers.d");
+    REQUIRE_FALSE(store.save(dir / "peers.d"));
+
+    std::vector<fs::path> files;
+    for (const auto& entry : fs::recursive_directory_iterator(dir.path())) {
+        if (entry.is_regular_file())
+            files.push_back(entry.path());
+    }
+    CHECK(files.size() == 5);
+    for (const fs::path& file : files) {
+        INFO(file);
+        const std::string text = read_text(file);
+        CHECK_FALSE(text.empty());
+        CHECK(std::all_of(text.begin(), text.end(),
+                          [](char c) { return static_cast<unsigned char>(c) < 0x80; }));
     }
 }

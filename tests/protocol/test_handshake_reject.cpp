@@ -256,29 +256,63 @@ TEST_CASE("flipping any byte of the responder message is refused", "[handshake][
     }
 }
 
-TEST_CASE("end of stream before a whole message", "[handshake][reject]") {
+TEST_CASE("end of stream before a whole message is refused with nope", "[handshake][reject]") {
+    // protocol.md §3.6: a connection message cut short by the peer's end of stream is a
+    // validation failure like any other; the peer may still read after its half-close.
     World w;
     auto initiator = w.alice_to(w.bob);
     const Bytes hello = expect<action::Send>(initiator.next()).bytes;
-    const std::size_t cut = GENERATE(0, 1, 7, 8, 100, 159);
+    // Nothing; part of the prefix; the whole prefix and part of the body.
+    const std::size_t cut = GENERATE(0, 1, 7, 8, 40, 100, 159);
+    INFO("first " << cut << " bytes, then end of stream");
 
     SECTION("at the responder") {
         auto responder = w.bob_responder();
         CHECK(std::holds_alternative<action::Need>(responder.next()));
         responder.feed(ByteView(hello).first(cut));
         responder.feed_eof();
-        const auto f = expect<action::Failed>(responder.next());
-        CHECK(f.reason == HandshakeError::truncated);
-        CHECK(f.reply.empty());  // the peer is gone; nothing was validated (§3.6)
+        expect_refusal(responder, HandshakeError::truncated);
+        CHECK(expect<action::Failed>(responder.next()).reason == HandshakeError::internal);
+    }
+    SECTION("at the responder, end of stream before it asked for anything") {
+        auto responder = w.bob_responder();
+        responder.feed(ByteView(hello).first(cut));
+        responder.feed_eof();
+        expect_refusal(responder, HandshakeError::truncated);
     }
     SECTION("at the initiator") {
         const Bytes reply = fixed_reply(w, hello);  // any well-formed prefix will do
         initiator.feed(ByteView(reply).first(cut));
         initiator.feed_eof();
-        const auto f = expect<action::Failed>(initiator.next());
-        CHECK(f.reason == HandshakeError::truncated);
-        CHECK(f.reply.empty());
+        expect_refusal(initiator, HandshakeError::truncated);
+        CHECK(expect<action::Failed>(initiator.next()).reason == HandshakeError::internal);
     }
+    SECTION("at the initiator, byte by byte") {
+        const Bytes reply = fixed_reply(w, hello);
+        for (std::size_t i = 0; i < cut; ++i) {
+            CHECK(std::holds_alternative<action::Need>(initiator.next()));
+            initiator.feed(ByteView(reply).subspan(i, 1));
+        }
+        CHECK(std::holds_alternative<action::Need>(initiator.next()));
+        initiator.feed_eof();
+        expect_refusal(initiator, HandshakeError::truncated);
+    }
+}
+
+TEST_CASE("a whole message then end of stream is validated, not truncated", "[handshake]") {
+    // The initiator may half-close right after its message; the responder still answers it.
+    World w;
+    auto initiator = w.alice_to(w.bob);
+    const Bytes hello = expect<action::Send>(initiator.next()).bytes;
+    auto responder = w.bob_responder();
+    CHECK(std::holds_alternative<action::Need>(responder.next()));
+    responder.feed(hello);
+    responder.feed_eof();
+    const Bytes reply = expect<action::Send>(responder.next()).bytes;
+    CHECK(expect<action::Done>(responder.next()).result.leftover.empty());
+    initiator.feed(reply);
+    initiator.feed_eof();
+    CHECK(expect<action::Done>(initiator.next()).result.peer_fingerprint == w.bob.fingerprint());
 }
 
 TEST_CASE("initiator and nope", "[handshake][reject]") {
@@ -322,12 +356,13 @@ TEST_CASE("initiator and nope", "[handshake][reject]") {
         initiator.feed(Bytes{'x'});
         expect_refusal(initiator, HandshakeError::unexpected_data);
     }
-    SECTION("a partial nope then end of stream is a truncation") {
-        initiator.feed(ByteView(n).first(3));
+    SECTION("a strict prefix of nope then end of stream is a truncation, answered nope") {
+        // protocol.md §3.6: only exactly `nope` then end of stream is the peer's refusal.
+        const std::size_t cut = GENERATE(0, 1, 2, 3);
+        INFO("first " << cut << " bytes of nope");
+        initiator.feed(ByteView(n).first(cut));
         initiator.feed_eof();
-        const auto f = expect<action::Failed>(initiator.next());
-        CHECK(f.reason == HandshakeError::truncated);
-        CHECK(f.reply.empty());
+        expect_refusal(initiator, HandshakeError::truncated);
     }
     SECTION("bytes that are not nope and not SDMP") {
         initiator.feed(Bytes{'n', 'o', 'p', 'x', 1, 1, 2, 0});

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <variant>
@@ -168,6 +169,9 @@ struct Craft {
     std::uint64_t timestamp = k_now;
     std::optional<crypto::Digest> initiator_hash;  // responder messages
     bool corrupt_signature = false;
+    // Called on the signature just before it goes into the body: may replace it (non-canonical
+    // S, random bytes) and may record what was sent.
+    std::function<void(crypto::Signature&)> edit_signature;
 };
 
 inline Bytes craft(const Craft& c) {
@@ -198,6 +202,8 @@ inline Bytes craft(const Craft& c) {
     auto sig = p.sign(c.signer->sign_key(), to_sign);
     if (c.corrupt_signature)
         sig[10] ^= 0x01;
+    if (c.edit_signature)
+        c.edit_signature(sig);
 
     Bytes body(own_fp.begin(), own_fp.end());
     put_u64(body, c.timestamp);

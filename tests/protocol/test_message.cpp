@@ -38,8 +38,11 @@ bool same(const Message& a, const Message& b) {
                 return x.id == y.id;
             } else if constexpr (std::is_same_v<T, Ping> || std::is_same_v<T, Pong>) {
                 return x.opaque == y.opaque;
-            } else {
+            } else if constexpr (std::is_same_v<T, GoAway>) {
                 return x.last_request_id == y.last_request_id && x.reason == y.reason;
+            } else {
+                static_assert(std::is_same_v<T, End>);
+                return true;
             }
         },
         a);
@@ -97,7 +100,7 @@ Bytes random_body(std::mt19937& rng) {
 }
 
 Message random_message(std::mt19937& rng) {
-    std::uniform_int_distribution<int> type(0, 6);
+    std::uniform_int_distribution<int> type(0, 7);
     switch (type(rng)) {
         case 0:
             return Request{random_u64(rng) | 1, random_string(rng, 1, 255), random_u64(rng),
@@ -115,8 +118,10 @@ Message random_message(std::mt19937& rng) {
             return Ping{random_u64(rng)};
         case 5:
             return Pong{random_u64(rng)};
-        default:
+        case 6:
             return GoAway{random_u64(rng), random_string(rng, 0, 1024)};
+        default:
+            return End{};
     }
 }
 
@@ -222,12 +227,13 @@ TEST_CASE("envelope bytes follow protocol.md §6.2", "[message]") {
                 "047469636b"
                 "00");
     }
-    SECTION("cancel, ping, pong, goaway") {
+    SECTION("cancel, ping, pong, goaway, end") {
         Bytes out;
         REQUIRE_FALSE(encode_message(Cancel{5}, out));
         REQUIRE_FALSE(encode_message(Ping{0x0102030405060708}, out));
         REQUIRE_FALSE(encode_message(Pong{0x0102030405060708}, out));
         REQUIRE_FALSE(encode_message(GoAway{0, "bye"}, out));
+        REQUIRE_FALSE(encode_message(End{}, out));
         REQUIRE(to_hex(out) ==
                 "02"
                 "04"
@@ -241,14 +247,19 @@ TEST_CASE("envelope bytes follow protocol.md §6.2", "[message]") {
                 "05"
                 "07"
                 "00"
-                "627965");
+                "627965"
+                "01"
+                "08");
         std::vector<Message> messages;
         REQUIRE_FALSE(decode_messages(out, messages));
-        REQUIRE(messages.size() == 4);
+        REQUIRE(messages.size() == 5);
         REQUIRE(std::get<Cancel>(messages[0]).id == 5);
         REQUIRE(std::get<Ping>(messages[1]).opaque == 0x0102030405060708);
         REQUIRE(std::get<Pong>(messages[2]).opaque == 0x0102030405060708);
         REQUIRE(std::get<GoAway>(messages[3]).reason == "bye");
+        REQUIRE(std::holds_alternative<End>(messages[4]));
+        REQUIRE(encoded_size(End{}) == 2);
+        REQUIRE(envelope_size(End{}) == 1);
     }
 }
 
@@ -260,7 +271,7 @@ TEST_CASE("decode errors of protocol.md §6.2", "[message]") {
     const Case cases[] = {
         {"", errc::malformed},                           // no type byte
         {"00", errc::malformed},                         // unknown type 0
-        {"08", errc::malformed},                         // unknown type 8
+        {"09", errc::malformed},                         // unknown type 9
         {"ff", errc::malformed},                         // unknown type 255
         {"01", errc::malformed},                         // request: id missing
         {"0100", errc::malformed},                       // request id 0
@@ -295,6 +306,9 @@ TEST_CASE("decode errors of protocol.md §6.2", "[message]") {
         {"060102030405060708ff", errc::malformed},       // trailing byte after pong
         {"07", errc::malformed},                         // goaway id missing
         {"0780", errc::malformed},                       // goaway id truncated
+        {"0800", errc::malformed},                       // trailing byte after end
+        {"08ff", errc::malformed},                       // trailing byte after end
+        {"0808", errc::malformed},                       // two ends in one envelope
     };
     for (const auto& c : cases) {
         CAPTURE(c.envelope_hex);
@@ -411,6 +425,76 @@ TEST_CASE("encode refuses what decode would refuse, appending nothing", "[messag
     REQUIRE_FALSE(encode_message(Notification{"four", {}, {}}, four));
     Message m;
     REQUIRE(decode_framed(four, m, limits) == errc::limit_exceeded);
+}
+
+TEST_CASE("the 16 MiB envelope limit counts the envelope, not its frame", "[message][limits]") {
+    // protocol.md §6.2: at most 16,777,216 bytes from the type byte to the last byte; the varint
+    // frame in front (4 bytes here) is not counted. Exactly the limit is accepted.
+    REQUIRE(MessageLimits{}.max_message_size == k_max_envelope_size);
+    REQUIRE(k_max_envelope_size == 16'777'216);
+    // type (1) + method "n" (2) + metadata count (1) + body
+    Notification at_limit{"n", {}, Bytes(k_max_envelope_size - 4, 'b')};
+    REQUIRE(envelope_size(at_limit) == k_max_envelope_size);
+    REQUIRE(encoded_size(at_limit) == 4 + k_max_envelope_size);
+    Bytes framed_at_limit;
+    REQUIRE_FALSE(encode_message(at_limit, framed_at_limit));
+    REQUIRE(framed_at_limit.size() == 4 + k_max_envelope_size);
+    REQUIRE(to_hex(ByteView(framed_at_limit).first(5)) == "8080800803");  // 2^24, then type 3
+    Message m;
+    REQUIRE_FALSE(decode_framed(framed_at_limit, m));
+    REQUIRE(std::get<Notification>(m).body.size() == k_max_envelope_size - 4);
+    REQUIRE_FALSE(decode_message(ByteView(framed_at_limit).subspan(4), m));
+
+    Notification over = at_limit;
+    over.body.push_back('b');
+    REQUIRE(envelope_size(over) == k_max_envelope_size + 1);
+    Bytes out;
+    REQUIRE(encode_message(over, out) == errc::limit_exceeded);
+    REQUIRE(encode_message_head(over, out) == errc::limit_exceeded);
+    REQUIRE(out.empty());
+    // The receiver's view of the same envelope, built by hand: refused whole, framed, and from
+    // the frame alone (before a single envelope byte has arrived).
+    framed_at_limit.push_back('b');
+    const Bytes frame = hex("81808008");  // 2^24 + 1
+    std::copy(frame.begin(), frame.end(), framed_at_limit.begin());
+    REQUIRE(decode_framed(framed_at_limit, m) == errc::limit_exceeded);
+    REQUIRE(decode_message(ByteView(framed_at_limit).subspan(4), m) == errc::limit_exceeded);
+    REQUIRE(decode_framed(frame, m) == errc::limit_exceeded);
+    // One below the frame limit with nothing behind it is merely truncated.
+    REQUIRE(decode_framed(hex("80808008"), m) == errc::malformed);
+}
+
+TEST_CASE("id 0 is a decode error in request, response and cancel", "[message]") {
+    // protocol.md §6.2: a peer can rely on id 0 closing the connection, in every type that
+    // carries an id (goaway's last_request_id is not an id and may be 0).
+    Message m;
+    REQUIRE(decode_message(hex("010000016d00"), m) == errc::malformed);
+    REQUIRE(decode_message(hex("02000000"), m) == errc::malformed);
+    REQUIRE(decode_message(hex("0400"), m) == errc::malformed);
+    REQUIRE_FALSE(decode_message(hex("0700"), m));
+    // The same envelopes with id 1 decode, so it is the id that is refused.
+    REQUIRE_FALSE(decode_message(hex("010100016d00"), m));
+    REQUIRE_FALSE(decode_message(hex("02010000"), m));
+    REQUIRE_FALSE(decode_message(hex("0401"), m));
+}
+
+TEST_CASE("sdmp-no-compress asks only with the value 1", "[message]") {
+    REQUIRE(k_metadata_no_compress.starts_with(k_reserved_metadata_prefix));
+    REQUIRE(asks_no_compress({{"sdmp-no-compress", "1"}}));
+    REQUIRE(asks_no_compress({{"trace", "x"}, {"sdmp-no-compress", "1"}}));
+    REQUIRE_FALSE(asks_no_compress({}));
+    REQUIRE_FALSE(asks_no_compress({{"sdmp-no-compress", "0"}}));
+    REQUIRE_FALSE(asks_no_compress({{"sdmp-no-compress", ""}}));
+    REQUIRE_FALSE(asks_no_compress({{"sdmp-no-compress", "true"}}));
+    REQUIRE_FALSE(asks_no_compress({{"SDMP-NO-COMPRESS", "1"}}));  // keys are exact bytes
+    REQUIRE_FALSE(asks_no_compress({{"sdmp-unknown", "1"}}));
+    // Reserved keys are ordinary metadata to the codec: they round-trip unchanged.
+    Bytes out;
+    const Request r{1, "m", 0, {{"sdmp-no-compress", "1"}, {"sdmp-future", "x"}}, {}};
+    REQUIRE_FALSE(encode_message(r, out));
+    Message m;
+    REQUIRE_FALSE(decode_framed(out, m));
+    REQUIRE(same(m, r));
 }
 
 TEST_CASE("to_string names every status", "[message]") {

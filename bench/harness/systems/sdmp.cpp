@@ -31,6 +31,8 @@ class SdmpServer final : public Server {
         });
         ServerOptions options;
         options.logger = Logger::null();
+        // Every benchmark client uses one identity: the per-peer session cap would refuse them.
+        options.max_sessions_per_peer = 0;
         if (mode == ServerMode::close_on_accept) {
             // Established on the server's side: end it at once, like the baselines close the
             // socket after their handshake.

@@ -34,6 +34,7 @@ enum class errc {
     connection_closed = 42,
     session_shutting_down = 43,
     queue_full = 44,
+    connection_lost = 45,  // the stream ended without the peer's `end` (protocol.md §6.2)
 };
 
 const std::error_category& sdmp_category() noexcept;

@@ -128,6 +128,7 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
         SteadyClock::time_point started;
         bool done = false;
         bool responded = false;
+        bool no_compress = false;  // the request carried `sdmp-no-compress` (protocol.md §6.2)
     };
     // A coroutine that runs queued tasks one after another; its cancellation signal is bound
     // to it, so emitting it cancels whatever the handler it runs awaits.
@@ -141,6 +142,10 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
         Bytes tail;        // a large body following `bytes`, gathered, not copied
         bool open = true;  // more messages may be appended
         bool no_compress = false;
+        // Requests, responses and notifications in it: when more than one, the record is sent
+        // at level 0 (protocol.md §5.1: messages of different calls never share a DEFLATE
+        // stream), unless SessionOptions::compress_across_messages.
+        std::size_t exchanges = 0;
         std::size_t data = 0;  // queue accounting released once written
         std::size_t control = 0;
         std::size_t messages = 0;
@@ -187,7 +192,10 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
     LevelChoice choose_level(const Segment& segment);
     void note_compression(bool compressed) noexcept;
 
-    void dispatch(protocol::Message&& message);
+    // Dispatches the framed messages of one record payload (`size` = envelope length).
+    asio::awaitable<std::error_code> dispatch_payload(ByteView payload);
+    void dispatch(protocol::Message&& message, std::size_t size);
+    void on_end();
     void on_request(protocol::Request&& request, std::size_t size);
     void on_response(protocol::Response&& response, std::size_t size);
     void on_notification(protocol::Notification&& notification);
@@ -280,6 +288,10 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
     std::pmr::unsynchronized_pool_resource table_pool_;
     std::pmr::unordered_map<std::uint64_t, std::shared_ptr<CallOp>> pending_{&table_pool_};
     std::optional<std::uint64_t> peer_goaway_last_;  // the peer sent goaway
+    bool peer_ended_ = false;  // the peer sent `end` (protocol.md §6.2): it sends nothing more
+    bool end_sent_ = false;    // our `end` is queued: the writer's last record
+    // Pings of the record being dispatched are answered by one pong (protocol.md §6.2).
+    std::optional<std::uint64_t> pong_due_;
 
     // Peer requests and notifications: every unfinished task is in the list; queued ones also
     // in ready_, until a worker takes them.

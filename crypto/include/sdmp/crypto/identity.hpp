@@ -45,6 +45,12 @@ struct PublicIdentity {
 
     std::array<std::uint8_t, 64> canonical_bytes() const;
     Fingerprint fingerprint(CryptoProvider& provider) const;
+    // protocol.md §1: an empty string when both keys may be trusted, otherwise what is wrong with
+    // the first bad one, e.g. "Ed25519 public key is a point of small order". Refused: an Ed25519
+    // key that is of small order, not canonically encoded or not on the curve; an X25519 key of
+    // low order or not canonically encoded. Public identity files (§7.2) and trust stores (§7.3)
+    // apply it; keys derived from private keys always pass.
+    std::string key_problem() const;
 
     friend bool operator==(const PublicIdentity&, const PublicIdentity&) = default;
 };
@@ -87,7 +93,8 @@ FileError load_identity(CryptoProvider& provider, const std::filesystem::path& p
 // address=HOST:PORT]".
 std::string format_public_identity(const PublicIdentity& identity);
 FileError save_public_identity(const PublicIdentity& identity, const std::filesystem::path& path);
-// Accepts a public file or a private file (deriving the public part).
+// Accepts a public file or a private file (deriving the public part). A public file whose keys
+// PublicIdentity::key_problem refuses fails with errc::file_malformed and that problem.
 FileError load_public_identity(CryptoProvider& provider, const std::filesystem::path& path,
                                PublicIdentity& out);
 

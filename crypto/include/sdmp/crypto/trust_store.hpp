@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -14,10 +15,17 @@ namespace sdmp::crypto {
 
 struct TrustedPeer {
     PublicIdentity identity;
-    Fingerprint fingerprint;
-    std::string name;     // may be empty
-    std::string address;  // HOST:PORT, may be empty
+    Fingerprint fingerprint;  // must be identity's fingerprint (protocol.md §1)
+    std::string name;         // may be empty; never 16+ hex digits only (see peer_name_problem)
+    std::string address;      // HOST:PORT, may be empty
 };
+
+// protocol.md §7.2: an empty string when `name` may name a peer, otherwise why not (a phrase for
+// messages). Besides the character set and length, a name of 16 or more characters that are all
+// hex digits is refused: it could be read as a fingerprint or a fingerprint prefix, and would
+// let an entry answer a lookup meant for another peer's fingerprint. TrustStore::add and the
+// file and folder loaders apply the same rule.
+std::string peer_name_problem(std::string_view name);
 
 class TrustStore {
   public:
@@ -30,15 +38,22 @@ class TrustStore {
     // existing folder, updates its ".pub" files instead (protocol.md §7.3).
     FileError save(const std::filesystem::path& path) const;
 
-    // Fails with errc::duplicate_peer if the fingerprint or a non-empty name is present, and
-    // with errc::malformed if the name or address does not match protocol.md §7.2.
+    // Checks the entry, then the store, in this order:
+    // - errc::malformed if the name (peer_name_problem) or the address does not match
+    //   protocol.md §7.2;
+    // - errc::invalid_key if a key is refused by PublicIdentity::key_problem (protocol.md §1);
+    // - errc::malformed if `fingerprint` is not SHA-256 of the identity's canonical bytes
+    //   (protocol.md §1; recomputed with default_provider());
+    // - errc::duplicate_peer if the fingerprint or a non-empty name is already present.
     std::error_code add(TrustedPeer peer);
-    // Removes by fingerprint hex or by name; errc::unknown_peer when absent.
+    // Removes what find(string_view) finds; errc::unknown_peer when absent.
     std::error_code remove(std::string_view fingerprint_or_name);
 
     const TrustedPeer* find(const Fingerprint& fingerprint) const noexcept;
     const TrustedPeer* find_by_name(std::string_view name) const noexcept;
-    // A 64-hex fingerprint or a name.
+    // Exactly 64 hex digits (either case) are a fingerprint and match only the entry with that
+    // fingerprint; any other text matches only the entry with that name. The two never
+    // overlap: no name consists of 16 or more hex digits only (peer_name_problem).
     const TrustedPeer* find(std::string_view fingerprint_or_name) const noexcept;
 
     std::vector<const TrustedPeer*> peers() const;  // sorted by name, then fingerprint

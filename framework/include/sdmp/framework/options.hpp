@@ -44,10 +44,12 @@ enum class CompressionPolicy : unsigned char {
 struct SessionOptions {
     // Record layer limits, key update included (both peers must agree on the key-update limits).
     protocol::RecordLimits record_limits{};
-    // Largest message (envelope) this side sends or accepts as a request. An outgoing message
-    // over it fails at the sender (errc::limit_exceeded); an incoming request over it is
-    // answered with `too_large`; an incoming response over it completes the call with
-    // `too_large`. Received messages up to the record payload limit are decoded either way.
+    // Largest envelope this side sends or handles, counted without its length frame
+    // (protocol.md §6.2); at most the protocol's 16 MiB, which any received envelope must
+    // respect (a larger one closes the connection). An outgoing message over it fails at the
+    // sender (errc::limit_exceeded); an incoming request over it is answered with `too_large`
+    // and the session stays open; a response over it completes the call with `too_large`; a
+    // notification over it is dropped.
     std::size_t max_message_size = std::size_t{16} << 20;
     // Incoming requests and notifications being handled at once; more → `overloaded`
     // (requests) or dropped (notifications).
@@ -67,6 +69,12 @@ struct SessionOptions {
     // at the same time instead of taking turns. 0 = gather everything due before writing.
     std::size_t flush_after_messages = 16;
     CompressionPolicy compression = CompressionPolicy::automatic;
+    // Whatever the policy, a record that carries more than one request, response or
+    // notification is sent at level 0, so that data of different calls never shares a DEFLATE
+    // stream (CRIME/BREACH: a secret compressed next to bytes a peer chose leaks through the
+    // record's length; protocol.md §5.1). Set this only when every message on the session is
+    // of one trust domain.
+    bool compress_across_messages = false;
     std::size_t compress_threshold = 4096;  // bytes of payload (automatic, when_smaller)
     int compression_level = 1;              // libdeflate level used when compressing
     // Send a ping after this long without receiving anything; close when the peer still sends
@@ -88,7 +96,13 @@ struct SessionOptions {
 // The connection-message exchange (protocol.md §3).
 struct HandshakeOptions {
     crypto::CryptoProvider* provider = nullptr;  // nullptr = crypto::default_provider()
-    std::chrono::milliseconds timeout{10000};    // protocol.md §3.6
+    std::chrono::milliseconds timeout{10000};    // the whole exchange (protocol.md §3.6)
+    // Responder only: the first byte of the initiator's connection message must arrive within
+    // `first_byte_timeout` of the accept and all 160 bytes within `message_timeout` (each
+    // capped by `timeout`). A legitimate initiator sends its message at once, so they can be
+    // short: slow and silent connections give up their handshake slot quickly.
+    std::chrono::milliseconds first_byte_timeout{2000};
+    std::chrono::milliseconds message_timeout{5000};
     std::optional<std::chrono::milliseconds> max_clock_skew = std::chrono::minutes(2);
     // Initiator: the first is offered. Responder: the accepted set.
     std::vector<crypto::SuiteId> suites = crypto::all_suite_ids();
@@ -163,7 +177,18 @@ struct ServerOptions {
     ThreadingModel threading = ThreadingModel::context_per_thread;
     std::size_t max_sessions = 10000;  // connections (handshaking or established); more
                                        // are refused with `nope`
-    std::size_t max_handshakes = 256;  // handshakes in progress; more are refused with `nope`
+    // Handshakes in progress. When the table is full a new connection evicts the oldest
+    // handshake whose connection message is still incomplete (it is refused with `nope`); only
+    // when every handshake in it has its whole message is the newcomer refused.
+    std::size_t max_handshakes = 256;
+    // Refusals that write `nope` and then drain the peer for up to
+    // HandshakeOptions::refuse_drain_time at once. Past it a refusal writes `nope` only if the
+    // socket takes it at once and closes at once. A refusal never holds a connection or
+    // handshake slot.
+    std::size_t max_refusal_drains = 128;
+    // Sessions (established) with one peer fingerprint; more are refused with `nope` at the
+    // handshake. 0 = no limit.
+    std::size_t max_sessions_per_peer = 64;
     std::chrono::milliseconds drain_timeout{30000};  // graceful shutdown: in-flight calls' budget
     std::size_t replay_cache_capacity = std::size_t{1} << 16;
     int listen_backlog = 1024;

@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "sdmp/crypto/bytes.hpp"
 #include "sdmp/protocol/message.hpp"
@@ -24,10 +25,23 @@ struct Reply {
     Status status = Status::ok;
     Bytes body;  // for a non-ok status: a short UTF-8 message for humans (protocol.md §6.3)
     Metadata metadata;
+    // Send this answer in a record of its own at level 0 (never compressed): for a secret, or
+    // data already compressed. An answer to a request sent with CallOptions::no_compress is
+    // never compressed either (protocol.md §6.2, `sdmp-no-compress`).
+    bool no_compress = false;
 
     static Reply ok(Bytes body = {}, Metadata metadata = {});
     static Reply ok(std::string_view text, Metadata metadata = {});
     static Reply error(Status status, std::string_view message);
+
+    Reply& uncompressed() & noexcept {
+        no_compress = true;
+        return *this;
+    }
+    Reply&& uncompressed() && noexcept {
+        no_compress = true;
+        return std::move(*this);
+    }
 
     bool is_ok() const noexcept { return status == Status::ok; }
     // The body as text (the error message of a non-ok reply).

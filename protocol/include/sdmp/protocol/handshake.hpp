@@ -44,6 +44,10 @@ struct HandshakeConfig {
     // Responder only; may be shared between connections. nullptr disables replay detection.
     // Its window must be at least 2 * max_clock_skew (protocol.md §3.5 step 6).
     ReplayCache* replay_cache = nullptr;
+    // Responder only, optional: asked once the initiator's message has passed every check of
+    // protocol.md §3.5, with its signer's fingerprint; false refuses it with `nope`
+    // (HandshakeError::not_accepted), a node not accepting "the values given" (§3.5).
+    std::function<bool(const crypto::Fingerprint&)> accept_peer;
     // Initiator: the suite it offers. Responder: the suites it accepts.
     // (Filled out of line: GCC 12 -O3 warns falsely on an inline initializer list here.)
     std::vector<crypto::SuiteId> suites = default_suite_ids();
@@ -73,7 +77,10 @@ struct Done {
 };
 struct Failed {
     HandshakeError reason;
-    Bytes reply;  // "nope" when this side refuses; empty when the peer refused us or vanished
+    // "nope" when this side refuses, a truncated message included (protocol.md §3.6); empty
+    // when the peer refused us (`nope` then end-of-stream), when the initiator fails before
+    // sending anything, and after the end (internal).
+    Bytes reply;
 };
 }  // namespace action
 

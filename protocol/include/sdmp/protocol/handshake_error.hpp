@@ -26,6 +26,7 @@ enum class HandshakeError : std::uint8_t {
     unexpected_data,  // the peer sent more than `nope` after refusing, or junk after EOF
     timeout,          // set by the driver when the handshake deadline passes
     internal,
+    not_accepted,  // HandshakeConfig::accept_peer declined a valid initiator (e.g. a session cap)
 };
 
 std::string_view to_string(HandshakeError error) noexcept;

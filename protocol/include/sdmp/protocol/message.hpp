@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <utility>
 #include <variant>
@@ -60,8 +61,12 @@ struct GoAway {
     std::uint64_t last_request_id = 0;  // highest peer request id this side will still answer
     std::string reason;
 };
+// protocol.md §6.2, §6.6: the sender's last envelope; it shuts down its write side after the
+// record that carries it.
+struct End {};
 
-using Message = std::variant<Request, Response, Notification, Cancel, Ping, Pong, GoAway>;
+// Alternatives in wire order: index + 1 is the type byte (MessageType).
+using Message = std::variant<Request, Response, Notification, Cancel, Ping, Pong, GoAway, End>;
 
 enum class MessageType : std::uint8_t {
     request = 1,
@@ -71,10 +76,26 @@ enum class MessageType : std::uint8_t {
     ping = 5,
     pong = 6,
     goaway = 7,
+    end = 8,
 };
 
+// protocol.md §6.2: an envelope is at most 16 MiB, counted from its type byte to its last byte;
+// the varint length frame in front of it is not counted. A receiver refuses a frame announcing
+// more (a decode error). A node may handle less (SessionOptions::max_message_size), but must
+// still decode up to this size so that it can answer `too_large` instead of closing.
+inline constexpr std::size_t k_max_envelope_size = std::size_t{16} << 20;
+
+// protocol.md §6.2: metadata keys starting with "sdmp-" are reserved for the protocol; unknown
+// ones are ignored. "sdmp-no-compress: 1" on a request asks for an uncompressed response.
+inline constexpr std::string_view k_reserved_metadata_prefix = "sdmp-";
+inline constexpr std::string_view k_metadata_no_compress = "sdmp-no-compress";
+// True when `metadata` holds sdmp-no-compress with the value "1" (protocol.md §6.2).
+bool asks_no_compress(const Metadata& metadata) noexcept;
+
 struct MessageLimits {
-    std::size_t max_message_size = 16u << 20;  // one envelope, body included
+    // One envelope without its length frame (protocol.md §6.2). Encoding and decoding refuse
+    // more with errc::limit_exceeded; exactly this many bytes are accepted.
+    std::size_t max_message_size = k_max_envelope_size;
     std::size_t max_method_size = 255;
     std::size_t max_metadata_entries = 16;
     std::size_t max_metadata_key_size = 64;
@@ -92,8 +113,11 @@ std::error_code encode_message(const Message& message, Bytes& out,
 // gathered by reference instead of copied. Same validation and failure contract.
 std::error_code encode_message_head(const Message& message, Bytes& out,
                                     const MessageLimits& limits = {});
-// Size encode_message would append (for queue accounting), without encoding.
+// Size encode_message would append (for queue accounting), without encoding: the length frame
+// plus envelope_size().
 std::size_t encoded_size(const Message& message);
+// Size of the envelope alone, type byte to last byte: what the limits of protocol.md §6.2 count.
+std::size_t envelope_size(const Message& message) noexcept;
 
 // Decodes every framed message of one record payload, appending to `out`. On error, `out`
 // may hold the messages before the bad one; callers close the connection anyway.

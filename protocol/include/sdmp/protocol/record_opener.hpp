@@ -19,7 +19,9 @@ class RecordOpener {
     RecordOpener& operator=(RecordOpener&&) noexcept;
     ~RecordOpener();
 
-    // Writable space of at least `min_size` bytes at the end of the input buffer.
+    // Writable space of at least `min_size` bytes at the end of the input buffer. Between
+    // records it also gives back buffers a large record left behind (input and output), so a
+    // session that received one large record does not keep its size.
     MutableByteView prepare(std::size_t min_size = 64 * 1024);
     // Marks `n` bytes of the space from prepare() as received.
     void commit(std::size_t n);
@@ -39,6 +41,8 @@ class RecordOpener {
 
     // How many more bytes complete the record being received (a read-size hint; >= 1).
     std::size_t bytes_wanted() const noexcept;
+    // Bytes received and not yet consumed by an opened record (0 between records).
+    std::size_t buffered() const noexcept;
 
     std::uint64_t key_generation() const noexcept;
     std::uint64_t records_opened() const noexcept;

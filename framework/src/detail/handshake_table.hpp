@@ -1,0 +1,75 @@
+// The handshakes a server has in progress, and the deadline of each (protocol.md §3.6,
+// ServerOptions::max_handshakes, HandshakeOptions' timeouts).
+//
+// Mature servers keep slow and silent clients from locking out good ones with short deadlines
+// for the first bytes and for the whole first message, and by dropping the oldest incomplete
+// handshake when the table is full: a legitimate initiator sends its 160 bytes at once, so it
+// is never the oldest incomplete one for long, while a stalled connection is evicted by every
+// newcomer once it is the oldest.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <list>
+#include <memory>
+#include <mutex>
+
+#include "detail/asio.hpp"
+
+namespace sdmp::detail {
+
+// The deadline of one handshake, raced against the exchange. It lives on the connection's
+// executor; the table only ever posts evict() there.
+class HandshakeWatch {
+  public:
+    explicit HandshakeWatch(Executor executor);
+
+    // Completes once the deadline has passed (or at once after evict()).
+    asio::awaitable<void> expire();
+    // Moves the deadline; an earlier one takes effect at once.
+    void set_deadline(SteadyClock::time_point deadline);
+    void evict();
+    bool evicted() const noexcept { return evicted_; }
+    // The whole connection message has arrived: the handshake is no longer evictable.
+    void message_complete() noexcept { message_complete_.store(true, std::memory_order_relaxed); }
+    bool is_message_complete() const noexcept {
+        return message_complete_.load(std::memory_order_relaxed);
+    }
+    const Executor& executor() const noexcept { return executor_; }
+
+  private:
+    friend class HandshakeTable;
+    Executor executor_;
+    Timer timer_;
+    SteadyClock::time_point deadline_;
+    bool evicted_ = false;
+    std::atomic<bool> message_complete_{false};
+    // HandshakeTable's, under its mutex.
+    bool in_table_ = false;
+    std::list<std::shared_ptr<HandshakeWatch>>::iterator position_;
+};
+
+// At most `capacity` handshakes at once, oldest first. Thread-safe; O(1) but for the scan past
+// handshakes whose message is already complete (they finish within one crypto step).
+class HandshakeTable {
+  public:
+    explicit HandshakeTable(std::size_t capacity) : capacity_(capacity) {}
+
+    enum class Admission {
+        admitted,
+        admitted_by_eviction,  // the oldest incomplete handshake was evicted to make room
+        full,                  // every handshake in the table has its whole message
+    };
+    Admission enter(const std::shared_ptr<HandshakeWatch>& watch);
+    // Idempotent; a no-op for a handshake that was evicted.
+    void leave(HandshakeWatch& watch);
+    std::size_t size() const;
+
+  private:
+    const std::size_t capacity_;
+    mutable std::mutex mutex_;
+    std::list<std::shared_ptr<HandshakeWatch>> entries_;  // oldest first
+};
+
+}  // namespace sdmp::detail
