@@ -16,6 +16,8 @@ asio::awaitable<void> HandshakeWatch::expire() {
 }
 
 void HandshakeWatch::set_deadline(SteadyClock::time_point deadline) {
+    if (evicted_)
+        return;  // an eviction that came before the exchange set its first deadline stands
     const bool earlier = deadline < deadline_;
     deadline_ = deadline;
     if (earlier)
@@ -24,7 +26,8 @@ void HandshakeWatch::set_deadline(SteadyClock::time_point deadline) {
 
 void HandshakeWatch::evict() {
     evicted_ = true;
-    set_deadline(SteadyClock::time_point::min());
+    deadline_ = SteadyClock::time_point::min();
+    timer_.cancel();
 }
 
 HandshakeTable::Admission HandshakeTable::enter(const std::shared_ptr<HandshakeWatch>& watch) {
@@ -49,6 +52,20 @@ HandshakeTable::Admission HandshakeTable::enter(const std::shared_ptr<HandshakeW
     const Executor& executor = victim->executor();
     asio::post(executor, [victim = std::move(victim)] { victim->evict(); });
     return Admission::admitted_by_eviction;
+}
+
+void HandshakeTable::evict_all() {
+    std::list<std::shared_ptr<HandshakeWatch>> all;
+    {
+        const std::lock_guard lock(mutex_);
+        all.swap(entries_);
+        for (const auto& watch : all)
+            watch->in_table_ = false;
+    }
+    for (auto& watch : all) {
+        const Executor& executor = watch->executor();
+        asio::post(executor, [watch = std::move(watch)] { watch->evict(); });
+    }
 }
 
 void HandshakeTable::leave(HandshakeWatch& watch) {

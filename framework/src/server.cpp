@@ -139,6 +139,7 @@ class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
                 for (const auto& [ptr, session] : self->sessions_)
                     sessions.push_back(session);
             }
+            self->handshakes_.evict_all();
             self->options_.logger.info("server: shutting down, {} sessions to drain",
                                        sessions.size());
             for (const auto& session : sessions)

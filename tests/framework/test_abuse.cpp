@@ -46,34 +46,6 @@ class CaptureSink : public sdmp::LogSink {
 
 }  // namespace
 
-TEST_CASE("a full handshake table evicts the oldest stalled handshake for a newcomer",
-          "[framework][loopback][abuse]") {
-    auto options = server_options();
-    options.max_handshakes = 4;
-    options.handshake.first_byte_timeout = std::chrono::hours(1);  // only eviction can help
-    options.handshake.message_timeout = std::chrono::hours(1);
-    options.handshake.timeout = std::chrono::hours(1);
-    TestServer server(echo_router(), options);
-    asio::io_context io;
-    std::vector<tcp::socket> stalled;
-    for (int i = 0; i < 4; ++i) {
-        stalled.push_back(raw_connect(io, server.endpoint()));
-        const std::uint8_t first = 'S';
-        asio::write(stalled.back(), asio::buffer(&first, 1));
-    }
-    // Before the fix the table was full: the good client got `nope`.
-    good_call(io, server, "while four handshakes stall");
-    // The oldest stalled one made room: it was refused with `nope`.
-    const ReadResult oldest = read_to_eof(stalled.front());
-    CHECK(oldest.bytes == nope_bytes());
-    CHECK(oldest.end == asio::error::eof);
-    for (auto& socket : stalled)
-        socket.close();
-    drain(io);
-    server.stop();
-    CHECK(refused(server.server().metrics(), "evicted") >= 1);
-}
-
 TEST_CASE("a connection that sends nothing is refused at the first-byte deadline",
           "[framework][loopback][abuse]") {
     auto options = server_options();
@@ -119,7 +91,7 @@ TEST_CASE("refusal log lines are rate-limited per cause, with a count of what wa
     CHECK(sink->lines().back() == "server: 5 more connections refused (bad_magic) were not logged");
 }
 
-TEST_CASE("pings of one record are answered by one pong; cancels of unknown ids by nothing",
+TEST_CASE("pings of one record are answered by one pong, cancels of unknown ids by nothing",
           "[framework][loopback][abuse]") {
     TestServer server(echo_router(), server_options());
     asio::io_context io;
@@ -214,7 +186,7 @@ TEST_CASE("messages of different calls never share a compressed record",
     drain(io);
 }
 
-TEST_CASE("a graceful end is goaway, then end both ways; an end of stream without end is a cut",
+TEST_CASE("a graceful end is goaway then end both ways, an end of stream without end is a cut",
           "[framework][loopback][abuse]") {
     auto sink = std::make_shared<WatchSink>();
     auto options = server_options();

@@ -62,6 +62,8 @@ class HandshakeTable {
         full,                  // every handshake in the table has its whole message
     };
     Admission enter(const std::shared_ptr<HandshakeWatch>& watch);
+    // Evicts every handshake in progress (server shutdown: none may hold it up).
+    void evict_all();
     // Idempotent; a no-op for a handshake that was evicted.
     void leave(HandshakeWatch& watch);
     std::size_t size() const;
