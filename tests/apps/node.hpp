@@ -64,13 +64,18 @@ struct ServeNode {
     std::string peer() const { return fingerprint + "@" + address; }
 };
 
-// Starts `sdmp serve --key KEY --trust TRUST --listen 127.0.0.1:0 EXTRA...` and waits for its
-// one stdout line `listening HOST:PORT fingerprint FP`.
+// Starts `sdmp serve --key KEY --trust TRUST --listen 127.0.0.1:0 [--log-level LEVEL] EXTRA...`
+// and waits for its one stdout line `listening HOST:PORT fingerprint FP`. An empty `log_level`
+// leaves the flag out (the default, as a user starts it).
 inline ServeNode start_serve(const Key& key, const std::string& trust_store,
-                             const std::vector<std::string>& extra, const std::string& log_file) {
-    std::vector<std::string> args = {tool(),        "serve",     "--key",    key.file,
-                                     "--trust",     trust_store, "--listen", "127.0.0.1:0",
-                                     "--log-level", "debug"};
+                             const std::vector<std::string>& extra, const std::string& log_file,
+                             const std::string& log_level = "debug") {
+    std::vector<std::string> args = {tool(),    "serve",     "--key",    key.file,
+                                     "--trust", trust_store, "--listen", "127.0.0.1:0"};
+    if (!log_level.empty()) {
+        args.push_back("--log-level");
+        args.push_back(log_level);
+    }
     args.insert(args.end(), extra.begin(), extra.end());
     ServeNode node;
     node.process = std::make_unique<BackgroundProcess>(args, log_file);
@@ -82,6 +87,29 @@ inline ServeNode start_serve(const Key& key, const std::string& trust_store,
         throw std::runtime_error("unexpected first line from serve: " + line);
     return node;
 }
+
+// `sdmp serve` as a user starts it (echo, every option at its default) and two client keys,
+// `client` and `other`, trusting it and trusted by it.
+struct DefaultServeFixture {
+    TempDir dir;
+    Key server = make_key(dir, "server");
+    Key client = make_key(dir, "client");
+    Key other = make_key(dir, "other");
+    std::string server_trust = dir.file("server.trust");
+    std::string client_trust = dir.file("client.trust");
+    ServeNode node;
+    std::uint16_t port = 0;
+
+    DefaultServeFixture() {
+        trust(server_trust, client, "client");
+        trust(server_trust, other, "other");
+        trust(client_trust, server, "server");
+        node = start_serve(server, server_trust, {"--service", "echo"}, dir.file("server.log"),
+                           /*log_level=*/"");
+        const auto colon = node.address.rfind(':');
+        port = static_cast<std::uint16_t>(std::stoul(node.address.substr(colon + 1)));
+    }
+};
 
 // `sdmp call --key KEY --trust TRUST --peer PEER METHOD [BODY]`.
 inline ProcessResult call(const Key& key, const std::string& trust_store, const std::string& peer,

@@ -20,7 +20,6 @@
 #include <cstring>
 #include <iostream>
 #include <random>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -34,43 +33,6 @@ namespace {
 
 constexpr auto k_connect_safety = std::chrono::seconds(30);
 constexpr auto k_read_safety = std::chrono::seconds(30);
-
-// `sdmp serve` as a user starts it: no flag beyond key, trust, listen and service, so every
-// admission limit is at its default. Waits for its one `listening HOST:PORT fingerprint FP`.
-ServeNode start_default_serve(const Key& key, const std::string& trust_store,
-                              const std::string& log_file) {
-    ServeNode node;
-    node.process = std::make_unique<BackgroundProcess>(
-        std::vector<std::string>{tool(), "serve", "--key", key.file, "--trust", trust_store,
-                                 "--listen", "127.0.0.1:0", "--service", "echo"},
-        log_file);
-    const std::string line = node.process->read_line();
-    std::istringstream words(line);
-    std::string listening, word;
-    words >> listening >> node.address >> word >> node.fingerprint;
-    if (listening != "listening" || word != "fingerprint" || node.fingerprint != key.fingerprint)
-        throw std::runtime_error("unexpected first line from serve: " + line);
-    return node;
-}
-
-// A server node (echo, default options) and a client key, trusting each other.
-struct DefaultServeFixture {
-    TempDir dir;
-    Key server = make_key(dir, "server");
-    Key client = make_key(dir, "client");
-    std::string server_trust = dir.file("server.trust");
-    std::string client_trust = dir.file("client.trust");
-    ServeNode node;
-    std::uint16_t port = 0;
-
-    DefaultServeFixture() {
-        trust(server_trust, client, "client");
-        trust(client_trust, server, "server");
-        node = start_default_serve(server, server_trust, dir.file("server.log"));
-        const auto colon = node.address.rfind(':');
-        port = static_cast<std::uint16_t>(std::stoul(node.address.substr(colon + 1)));
-    }
-};
 
 // Open descriptors, all closed on destruction (or by close_all()).
 class Sockets {

@@ -2,7 +2,10 @@
 // logging under a flood, one record turned into unbounded work, compression across calls,
 // authenticated ends, the envelope size rule and the per-peer session cap. Each test fails on
 // the code before its fix. No sleeps and no timing assertions.
+#include <poll.h>
+
 #include <atomic>
+#include <chrono>
 #include <string>
 #include <thread>
 #include <vector>
@@ -44,7 +47,71 @@ class CaptureSink : public sdmp::LogSink {
     std::vector<std::string> lines_;
 };
 
+// Waits (safety net only) until at least `count` of `sockets` have something to read (bytes
+// or end of stream) and returns their indexes.
+std::vector<std::size_t> wait_answered(std::vector<tcp::socket>& sockets, std::size_t count) {
+    const auto give_up = std::chrono::steady_clock::now() + k_safety_net;
+    for (;;) {
+        std::vector<pollfd> polled;
+        for (auto& socket : sockets)
+            polled.push_back({socket.native_handle(), POLLIN, 0});
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            give_up - std::chrono::steady_clock::now());
+        REQUIRE(left.count() > 0);
+        REQUIRE(::poll(polled.data(), polled.size(), static_cast<int>(left.count())) >= 0);
+        std::vector<std::size_t> answered;
+        for (std::size_t i = 0; i < polled.size(); ++i) {
+            if (polled[i].revents != 0)
+                answered.push_back(i);
+        }
+        if (answered.size() >= count)
+            return answered;
+    }
+}
+
 }  // namespace
+
+TEST_CASE("a full handshake table evicts the oldest stalled handshake for a newcomer",
+          "[framework][loopback][abuse]") {
+    auto options = server_options();
+    options.max_handshakes = 4;
+    options.handshake.first_byte_timeout = std::chrono::hours(1);  // only eviction can help
+    options.handshake.message_timeout = std::chrono::hours(1);
+    options.handshake.timeout = std::chrono::hours(1);
+    TestServer server(echo_router(), options);
+    asio::io_context io;
+    // Five stalled handshakes for four places: whatever order the server accepted them in, the
+    // fifth found the table full and one of them was refused with `nope` (the oldest).
+    std::vector<tcp::socket> stalled;
+    for (int i = 0; i < 5; ++i) {
+        stalled.push_back(raw_connect(io, server.endpoint()));
+        const std::uint8_t first = 'S';
+        asio::write(stalled.back(), asio::buffer(&first, 1));
+    }
+    const std::vector<std::size_t> first_evicted = wait_answered(stalled, 1);
+    REQUIRE(first_evicted.size() == 1);
+    const ReadResult evicted = read_to_eof(stalled[first_evicted.front()]);
+    CHECK(evicted.bytes == nope_bytes());
+    CHECK(evicted.end == asio::error::eof);
+
+    // The table is full of stalled handshakes again. Before the fix the good client got `nope`.
+    good_call(io, server, "while four handshakes stall");
+    // It made room by evicting one more stalled handshake, and only one.
+    const std::vector<std::size_t> answered = wait_answered(stalled, 2);
+    CHECK(answered.size() == 2);
+    for (const std::size_t i : answered) {
+        if (i == first_evicted.front())
+            continue;
+        const ReadResult second = read_to_eof(stalled[i]);
+        CHECK(second.bytes == nope_bytes());
+        CHECK(second.end == asio::error::eof);
+    }
+    for (auto& socket : stalled)
+        socket.close();
+    drain(io);
+    server.stop();
+    CHECK(refused(server.server().metrics(), "evicted") == 2);
+}
 
 TEST_CASE("a connection that sends nothing is refused at the first-byte deadline",
           "[framework][loopback][abuse]") {
