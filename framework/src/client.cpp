@@ -1,6 +1,7 @@
 // Client side: connect (TCP + initiator handshake + session) and a reconnecting client.
 #include <random>
 
+#include "detail/establish.hpp"
 #include "detail/session_impl.hpp"
 #include "detail/transport.hpp"
 #include "sdmp/error.hpp"
@@ -22,9 +23,6 @@ boost::asio::awaitable<Session> connect(boost::asio::any_io_executor executor, s
             errc::unknown_peer,
             "connect " + endpoint + ": peer " + peer.short_hex() + " is not in the trust store");
     }
-    crypto::CryptoProvider* provider = options.handshake.provider != nullptr
-                                           ? options.handshake.provider
-                                           : &crypto::default_provider();
     auto metrics = options.metrics ? options.metrics : std::make_shared<Metrics>();
 
     // Everything of this connection runs on one strand, the handshake included: the `||`
@@ -32,17 +30,18 @@ boost::asio::awaitable<Session> connect(boost::asio::any_io_executor executor, s
     const Executor strand = asio::make_strand(executor);
     detail::tcp::socket socket = co_await detail::tcp_connect(strand, spec);
 
-    protocol::HandshakeConfig config;
-    config.provider = provider;
-    config.self = &identity;
-    config.trust = &trust;
-    config.max_clock_skew = options.handshake.max_clock_skew;
-    config.suites = options.handshake.suites;
-    auto state = protocol::HandshakeState::initiator(std::move(config), peer);
-    detail::HandshakeOutcome outcome = co_await asio::co_spawn(
-        strand, detail::run_handshake(socket, state, options.handshake, false),
+    const detail::EstablishParams params{.handshake = options.handshake,
+                                         .identity = identity,
+                                         .trust = trust,
+                                         .session = options.session,
+                                         .router = options.router,
+                                         .logger = options.logger,
+                                         .metrics = metrics};
+    detail::EstablishResult established = co_await asio::co_spawn(
+        strand, detail::establish(socket, detail::Initiator{.responder = peer}, params),
         asio::use_awaitable);
-    if (!outcome.established) {
+    if (!established.session) {
+        const detail::HandshakeOutcome& outcome = established.failure;
         if (outcome.refused_locally) {
             co_await asio::co_spawn(strand, detail::refuse(socket, options.handshake),
                                     asio::use_awaitable);
@@ -60,12 +59,7 @@ boost::asio::awaitable<Session> connect(boost::asio::any_io_executor executor, s
             outcome.error,
             "connect " + endpoint + " (" + std::string(protocol::to_string(outcome.reason)) + ")");
     }
-    metrics->handshake_completed();
-
-    detail::SessionConfig session_config{options.session, options.router, options.logger, metrics,
-                                         provider,        true,           "client"};
-    auto session = std::make_shared<detail::SessionImpl>(
-        std::move(socket), std::move(*outcome.established), std::move(session_config));
+    const std::shared_ptr<detail::SessionImpl> session = std::move(established.session);
     Session handle = session->handle();
     asio::co_spawn(strand, session->run(),
                    [session, logger = options.logger](std::exception_ptr error) {

@@ -30,22 +30,12 @@ constexpr std::size_t k_max_read = std::size_t{1} << 20;
 // needs: a session that stops sending large messages does not keep their size, while one that
 // keeps sending them does not allocate (and page-fault) a fresh buffer per write.
 constexpr std::size_t k_keep_wire = std::size_t{256} << 10;
-// Emptied segment buffers kept for reuse (bounded in number and size: idle memory).
-constexpr std::size_t k_max_spares = 2;
-constexpr std::size_t k_max_spare_capacity = std::size_t{512} << 10;
 // Idle handler workers a session keeps (more exit); two make a burst of requests cost one
 // wake-up in the steady state (see schedule()).
 constexpr std::size_t k_max_idle_workers = 2;
 // Envelopes of one record dispatched before the reader yields the strand: a record of millions
 // of tiny envelopes must not hold up the other sessions of this thread (protocol.md §6.2).
 constexpr std::size_t k_dispatch_slice = 512;
-// CompressionPolicy::automatic: bytes of a large record compressed to estimate whether it
-// compresses, the saving that makes compressing worth it (1/10), and how many large records
-// at most go out unprobed after samples that did not shrink (protocol.md §5.1).
-constexpr std::size_t k_probe_window = 4096;
-// Bodies at least this large are not copied into the send queue but gathered by the sealer.
-constexpr std::size_t k_gather_min = std::size_t{64} << 10;
-constexpr std::uint32_t k_max_probe_backoff = 64;
 constexpr std::string_view k_unknown_method_metric = "<unknown>";
 // A received timeout above this is treated as this (keeps time_point arithmetic in range).
 constexpr std::uint64_t k_max_timeout_ms = std::uint64_t{366} * 24 * 3600 * 1000;
@@ -117,7 +107,7 @@ class SessionImpl::HandleBlock {
 // One call: made by the initiation on the caller's thread, then owned by the strand (inbox,
 // pending_). It completes exactly once, in finish_call(), by posting the caller's handler to
 // the caller's executor. Everything but the fields set before submit() is strand-only.
-struct SessionImpl::CallOp : SessionImpl::SpaceWaiter {
+struct SessionImpl::CallOp : SpaceWaiter {
     enum class Phase : unsigned char { submitted, waiting_space, sent, done };
 
     explicit CallOp(std::shared_ptr<SessionImpl> s) : session(std::move(s)) {}
@@ -197,7 +187,10 @@ struct SessionImpl::CallInitiation {
             }
             if (auto o = op.lock()) {
                 const Executor strand = o->session->strand_;
-                asio::post(strand, [o = std::move(o)] { o->session->cancel_call(*o); });
+                asio::post(strand, [o = std::move(o)] {
+                    o->session->cancel_call(*o);
+                    o->session->flush();
+                });
             }
         }
     };
@@ -260,7 +253,12 @@ SessionImpl::SessionImpl(tcp::socket socket, protocol::Established established,
     const std::size_t protocol_cap = protocol::MessageLimits{}.max_message_size;
     o.max_message_size = std::min({o.max_message_size, protocol_cap, payload_cap - 10});
     o.max_record_payload = std::clamp<std::size_t>(o.max_record_payload, 1, payload_cap);
-    encode_limits_.max_message_size = o.max_message_size;
+    SendQueue::Limits queue_limits;
+    queue_limits.data_bytes = o.send_queue_bytes;
+    queue_limits.control_bytes = o.max_control_bytes;
+    queue_limits.max_record_payload = o.max_record_payload;
+    queue_limits.encode.max_message_size = o.max_message_size;
+    send_queue_ = SendQueue(queue_limits);
     // Everything within the protocol's limit decodes; the local limit is applied per message,
     // so that an oversized request gets `too_large` instead of a closed connection.
     decode_limits_.max_message_size = protocol_cap;
@@ -286,7 +284,6 @@ SessionImpl::SessionImpl(tcp::socket socket, protocol::Established established,
     if (!established.leftover.empty())
         opener_.feed(established.leftover);
     received_at_ = SteadyClock::now();
-    last_receive_ = last_activity_ = received_at_;
 }
 
 SessionImpl::~SessionImpl() = default;
@@ -302,7 +299,7 @@ Session SessionImpl::handle() {
 }
 
 void SessionImpl::touch_activity() noexcept {
-    last_activity_ = coarse_now();
+    keepalive_.on_activity(coarse_now());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -327,8 +324,7 @@ asio::awaitable<void> SessionImpl::run() {
         if (!self->aborted_)
             self->start_linger();
     });
-    const SessionOptions& o = config_.options;
-    if (o.keepalive_interval.count() > 0 || o.idle_timeout.count() > 0) {
+    if (keepalive_.enabled()) {
         asio::co_spawn(strand_, keepalive_loop(), [self](std::exception_ptr error) {
             if (error) {
                 self->config_.logger.error("{}: keepalive failed: {}", self->config_.side,
@@ -393,7 +389,10 @@ asio::awaitable<void> SessionImpl::run() {
 
 void SessionImpl::close(std::chrono::milliseconds drain) {
     // post (not dispatch): callers may be in the middle of work on this strand.
-    asio::post(strand_, [self = shared_from_this(), drain] { self->begin_drain(drain); });
+    asio::post(strand_, [self = shared_from_this(), drain] {
+        self->begin_drain(drain);
+        self->flush();
+    });
 }
 
 void SessionImpl::abort(std::error_code reason) {
@@ -440,7 +439,7 @@ void SessionImpl::begin_closing() {
     fail_waiters(errc::connection_closed);  // first, as in begin_drain's deadline
     fail_pending(errc::connection_closed);
     writer_finish_ = true;
-    wake_writer_later();
+    flush_later();
     // Bounds the flush of what is queued; restarted for the peer's end once the writer is done.
     start_linger();
 }
@@ -469,7 +468,7 @@ void SessionImpl::do_abort(std::error_code reason) {
     boost::system::error_code ignored;
     socket_.close(ignored);  // completes the reader's and the writer's operations
     writer_finish_ = true;
-    wake_writer_later();
+    flush_later();
 }
 
 void SessionImpl::fail_pending(std::error_code reason) {
@@ -491,13 +490,7 @@ void SessionImpl::fail_pending(std::error_code reason) {
 }
 
 void SessionImpl::fail_waiters(std::error_code reason) {
-    auto waiters = std::move(space_waiters_);
-    space_waiters_.clear();
-    for (SpaceWaiter* waiter : waiters) {
-        waiter->queued = false;
-        waiter->failed = reason;
-        waiter->on_space();
-    }
+    send_queue_.fail_waiters(reason);
     update_queue_stats();
 }
 
@@ -553,27 +546,20 @@ class SessionImpl::ProducerScope {
 // ---------------------------------------------------------------------------------------------
 // Send queue
 
-bool SessionImpl::fits(std::size_t size) const noexcept {
-    // A message larger than the whole bound still goes, alone, when the queue is empty.
-    return data_bytes_ == 0 || data_bytes_ + size <= config_.options.send_queue_bytes;
-}
-
 bool SessionImpl::try_reserve(std::size_t size) noexcept {
-    // First come, first served: nobody overtakes a waiting sender.
-    if (!space_waiters_.empty() || !fits(size))
+    if (!send_queue_.try_reserve(size))
         return false;
-    data_bytes_ += size;
     update_queue_stats();
     return true;
 }
 
 void SessionImpl::update_queue_stats() {
-    stats_.queued_bytes.store(data_bytes_, std::memory_order_relaxed);
-    if (data_bytes_ > stats_.max_queued_bytes.load(std::memory_order_relaxed)) {
-        stats_.max_queued_bytes.store(data_bytes_, std::memory_order_relaxed);
-    }
-    stats_.control_bytes.store(control_bytes_, std::memory_order_relaxed);
-    stats_.blocked_senders.store(space_waiters_.size(), std::memory_order_relaxed);
+    const std::size_t data = send_queue_.data_bytes();
+    stats_.queued_bytes.store(data, std::memory_order_relaxed);
+    if (data > stats_.max_queued_bytes.load(std::memory_order_relaxed))
+        stats_.max_queued_bytes.store(data, std::memory_order_relaxed);
+    stats_.control_bytes.store(send_queue_.control_bytes(), std::memory_order_relaxed);
+    stats_.blocked_senders.store(send_queue_.waiting(), std::memory_order_relaxed);
 }
 
 template <typename Predicate>
@@ -588,9 +574,7 @@ asio::awaitable<bool> SessionImpl::wait_until(Waiter& waiter, Predicate ready) {
 }
 
 void SessionImpl::wait_for_space(SpaceWaiter& waiter, std::size_t size) {
-    waiter.need = size;
-    waiter.queued = true;
-    space_waiters_.push_back(&waiter);
+    send_queue_.wait_for_space(waiter, size);
     stats_.send_waits.fetch_add(1, std::memory_order_relaxed);
     config_.metrics->send_queue_wait();
     update_queue_stats();
@@ -620,163 +604,57 @@ asio::awaitable<std::error_code> SessionImpl::reserve(Waiter& waiter, std::size_
 }
 
 void SessionImpl::withdraw(SpaceWaiter& waiter) {
-    if (waiter.queued) {
-        waiter.queued = false;
-        const auto it = std::find(space_waiters_.begin(), space_waiters_.end(), &waiter);
-        if (it != space_waiters_.end())
-            space_waiters_.erase(it);
-        release(0, 0);  // it may have been blocking the head of the line
-    } else if (waiter.granted) {
-        waiter.granted = false;
-        release(waiter.need, 0);
-    }
-}
-
-void SessionImpl::release(std::size_t data_bytes, std::size_t control_bytes) {
-    data_bytes_ -= std::min(data_bytes, data_bytes_);
-    control_bytes_ -= std::min(control_bytes, control_bytes_);
-    // First come, first served: a big message at the head is not overtaken by small ones.
-    while (!space_waiters_.empty()) {
-        SpaceWaiter* waiter = space_waiters_.front();
-        if (!fits(waiter->need))
-            break;
-        space_waiters_.pop_front();
-        waiter->queued = false;
-        waiter->granted = true;
-        data_bytes_ += waiter->need;
-        waiter->on_space();
-    }
+    send_queue_.withdraw(waiter);
     update_queue_stats();
 }
 
-Bytes SessionImpl::take_spare() {
-    if (spare_.empty())
-        return {};
-    Bytes bytes = std::move(spare_.back());
-    spare_.pop_back();
-    return bytes;
+void SessionImpl::release(std::size_t data_bytes, std::size_t control_bytes) {
+    send_queue_.release(data_bytes, control_bytes);
+    update_queue_stats();
 }
 
-void SessionImpl::recycle(Bytes bytes) {
-    if (bytes.capacity() == 0 || bytes.capacity() > k_max_spare_capacity ||
-        spare_.size() >= k_max_spares) {
-        return;
-    }
-    bytes.clear();
-    spare_.push_back(std::move(bytes));
-}
-
-// The segment a message of `size` bytes is encoded into: the open tail while the record stays
-// within max_record_payload, otherwise a new one. A no_compress message is a record of its own.
-SessionImpl::Segment& SessionImpl::segment_for(std::size_t size, bool no_compress) {
-    if (!no_compress && !queue_.empty()) {
-        Segment& tail = queue_.back();
-        if (tail.open && tail.bytes.size() + size <= config_.options.max_record_payload)
-            return tail;
-    }
-    Segment& segment = queue_.emplace_back();
-    segment.bytes = take_spare();
-    segment.no_compress = no_compress;
-    segment.open = !no_compress;
-    return segment;
-}
-
-// Encodes `message` (`size` = its encoded_size) straight into the queue. The caller has
-// reserved the space (data) or checked the control allowance. Nothing is queued on failure. A
-// large body is moved out of `message` into a segment of its own and gathered by the sealer,
-// so its bytes are copied once (into the record), not twice. Like enqueue_encoded, it may run
-// the writer inline, whose write may fail and abort the session before it returns: callers do
-// their bookkeeping first (counts, phases) and afterwards touch nothing the abort may free.
+// Queues `message` (see SendQueue::enqueue). The writer does not run here: it is resumed at
+// the flush points (flush()), once the caller's step is complete.
 std::error_code SessionImpl::enqueue(protocol::Message& message, std::size_t size, bool no_compress,
                                      bool control) {
-    Bytes* const body = std::visit(Overloaded{
-                                       [](protocol::Request& m) { return &m.body; },
-                                       [](protocol::Response& m) { return &m.body; },
-                                       [](protocol::Notification& m) { return &m.body; },
-                                       [](auto&) -> Bytes* { return nullptr; },
-                                   },
-                                   message);
-    if (body != nullptr && body->size() >= k_gather_min) {
-        Segment& segment = queue_.emplace_back();
-        segment.bytes = take_spare();
-        segment.open = false;
-        segment.no_compress = no_compress;
-        if (const auto ec = protocol::encode_message_head(message, segment.bytes, encode_limits_)) {
-            recycle(std::move(segment.bytes));
-            queue_.pop_back();
-            return ec;
-        }
-        segment.tail = std::move(*body);
-        ++segment.exchanges;
-        queued(segment, size, control);
-        return {};
-    }
-    Segment& segment = segment_for(size, no_compress);
-    if (const auto ec = protocol::encode_message(message, segment.bytes, encode_limits_)) {
-        if (segment.bytes.empty()) {
-            recycle(std::move(segment.bytes));
-            queue_.pop_back();
-        }
-        return ec;
-    }
-    if (body != nullptr)
-        ++segment.exchanges;
-    queued(segment, size, control);
-    return {};
+    return send_queue_.enqueue(message, size, no_compress, control);
 }
 
 // Queues a message encoded earlier (it waited for space); the space is reserved.
 void SessionImpl::enqueue_encoded(Bytes encoded, bool no_compress) {
-    const std::size_t size = encoded.size();
-    Segment& segment = segment_for(size, no_compress);
-    if (segment.bytes.empty()) {
-        recycle(std::move(segment.bytes));
-        segment.bytes = std::move(encoded);
-    } else {
-        segment.bytes.insert(segment.bytes.end(), encoded.begin(), encoded.end());
-    }
-    ++segment.exchanges;  // a request or a notification
-    queued(segment, size, false);
-}
-
-// A message of `size` bytes was encoded into `segment`: counts it and wakes the writer (which
-// may run inline, see enqueue).
-void SessionImpl::queued(Segment& segment, std::size_t size, bool control) {
-    (control ? segment.control : segment.data) += size;
-    ++segment.messages;
-    ++queued_messages_;
-    wake_writer();
+    send_queue_.enqueue_encoded(std::move(encoded), no_compress);
 }
 
 void SessionImpl::send_control(protocol::Message message) {
     if (writer_done_ || aborted_ || end_sent_)
         return;  // protocol.md §6.6: nothing follows our `end`
     const std::size_t size = protocol::encoded_size(message);
-    if (control_bytes_ + size > config_.options.max_control_bytes) {
+    if (!send_queue_.try_reserve_control(size)) {
         // The peer keeps sending requests or pings while not reading our answers.
         config_.logger.warn("{}: {} does not read its answers; closing", config_.side,
                             peer_->fingerprint.short_hex());
         do_abort(errc::queue_full);
         return;
     }
-    // Counted before queuing: the writer may run inline and release it at once.
-    control_bytes_ += size;
     if (const auto ec = enqueue(message, size, false, true)) {
-        control_bytes_ -= size;
+        release(0, size);
         config_.logger.error("{}: cannot encode a control message: {}", config_.side, ec.message());
         return;
     }
     update_queue_stats();
 }
 
-// The writer looks at the queue before it parks, so it only needs a wake while parked, or
-// while it gathers a batch that has grown to flush_after_messages. It continues inline: see
-// write_loop for how it still gathers a batch.
-void SessionImpl::wake_writer() {
+// A flush point: the end of one step of work on the strand (a dispatched message, a started
+// call, a finished handler, a timer or an application request), when every table already says
+// what the step did. Only here does the writer run, on this stack: queuing never runs it, so
+// nothing that queues a message has to fear the writer failing and aborting the session under
+// it. The writer looks at the queue before it parks, so it only needs a wake while parked, or
+// while it gathers a batch that has grown to flush_after_messages (see write_loop).
+void SessionImpl::flush() {
     if (!writer_parked_.empty()) {
         resume_parked(writer_parked_, true);
     } else if (!writer_gathering_.empty() && config_.options.flush_after_messages != 0 &&
-               queued_messages_ >= config_.options.flush_after_messages) {
+               send_queue_.queued_messages() >= config_.options.flush_after_messages) {
         resume_parked(writer_gathering_, true);
     }
 }
@@ -788,10 +666,10 @@ void SessionImpl::end_gathering(std::uint64_t generation) {
         resume_parked(writer_gathering_, true);
 }
 
-// For the lifecycle paths (closing, aborting): not inline, so the writer never runs in the
-// middle of a state change.
-void SessionImpl::wake_writer_later() {
-    asio::post(strand_, [self = shared_from_this()] { self->wake_writer(); });
+// For the lifecycle paths (closing, aborting): a flush point of its own, after the state
+// change is complete.
+void SessionImpl::flush_later() {
+    asio::post(strand_, [self = shared_from_this()] { self->flush(); });
 }
 
 asio::awaitable<bool> SessionImpl::park(std::vector<Parked>& spot) {
@@ -815,63 +693,6 @@ void SessionImpl::resume_parked(std::vector<Parked>& spot, bool go_on) {
         std::move(handler)(false);
 }
 
-SessionImpl::LevelChoice SessionImpl::choose_level(const Segment& segment) {
-    // protocol.md §5.1: the sender picks the level per record. Level 0 (stored blocks) is a
-    // copy; level 1 costs ~10 µs per record before it has compressed anything, more than the
-    // AEAD of a small record, so it is spent only where it shrinks the record.
-    const SessionOptions& o = config_.options;
-    if (segment.no_compress || (segment.exchanges > 1 && !o.compress_across_messages))
-        return {};
-    switch (o.compression) {
-        case CompressionPolicy::never:
-            return {};
-        case CompressionPolicy::always:
-            return {o.compression_level, 0};
-        case CompressionPolicy::automatic:
-        case CompressionPolicy::when_smaller: {
-            // automatic: while the socket takes every write at once, bytes are not what limits
-            // this session and compressing would only spend CPU (on a fast network it costs
-            // more time than the bytes it saves); once a write had to wait, compress.
-            if (o.compression == CompressionPolicy::automatic && !link_backlogged_)
-                return {};
-            const std::size_t size = segment.bytes.size() + segment.tail.size();
-            if (size < o.compress_threshold || o.compression_level <= 0)
-                return {};
-            if (probe_skip_ > 0) {
-                --probe_skip_;
-                return {};
-            }
-            // A record must shrink by at least a tenth, or it goes out at level 0 (decided
-            // inside the sealer, before any nonce is spent). A large record is first judged
-            // by compressing a window from its middle (past any headers), so incompressible
-            // traffic (media, encrypted data) costs a few KiB of DEFLATE per probe.
-            const std::size_t fallback_above = size - size / 10;
-            if (size <= 2 * k_probe_window)
-                return {o.compression_level, fallback_above};
-            const std::size_t window = k_probe_window;
-            // A gathered segment is its head and a body of at least k_gather_min bytes.
-            const Bytes& sampled = segment.tail.size() >= window ? segment.tail : segment.bytes;
-            const ByteView sample(sampled.data() + (sampled.size() - window) / 2, window);
-            if (sealer_.compressed_size(sample, o.compression_level, window - window / 10) != 0)
-                return {o.compression_level, fallback_above};
-            note_compression(false);
-            return {};
-        }
-    }
-    return {};
-}
-
-// After a record that was meant to be compressed: whether it was. Failures back off
-// exponentially (up to k_max_probe_backoff large records go out unprobed).
-void SessionImpl::note_compression(bool compressed) noexcept {
-    if (compressed) {
-        probe_backoff_ = 0;
-        return;
-    }
-    probe_backoff_ = std::clamp<std::uint32_t>(probe_backoff_ * 2, 1, k_max_probe_backoff);
-    probe_skip_ = probe_backoff_;
-}
-
 // The writer: everything queued goes out in as few writes as possible, each segment one record
 // (RecordSealer compresses each record on its own, protocol.md §5.1). While a write is in
 // flight, new messages gather in the next segment. Records are sealed straight into `wire`, an
@@ -882,7 +703,7 @@ asio::awaitable<void> SessionImpl::write_loop() {
     for (;;) {
         if (aborted_)
             break;
-        if (queue_.empty()) {
+        if (send_queue_.empty()) {
             if (writer_finish_) {
                 if (end_sent_)
                     break;
@@ -890,19 +711,19 @@ asio::awaitable<void> SessionImpl::write_loop() {
                 // graceful end from a cut connection.
                 send_control(protocol::End{});
                 end_sent_ = true;
-                if (queue_.empty())
+                if (send_queue_.empty())
                     break;  // could not be queued (the control allowance is spent)
                 continue;
             }
             if (!co_await park(writer_parked_))
                 break;
-            // A wake resumes us inline, inside whatever queued the message. When more is in
+            // A flush point resumed us, inside the step that queued the message. When more is in
             // flight (the loop that woke us has more to queue, other calls await answers,
             // other handlers run), one more turn of the strand lets what is already due join
             // this write: under load each side then answers a batch of the peer's with one
             // record and one write, instead of mirroring the peer's split batches. A lone
             // message goes out at once, without a trip through the scheduler. A batch that
-            // reaches flush_after_messages goes out before the turn ends (wake_writer): the
+            // reaches flush_after_messages goes out before the turn ends (flush()): the
             // peer starts on it while we produce the rest, so the two ends work at once
             // instead of taking turns.
             if (producers_with_more_ != 0 || pending_.size() > 1 || task_count_ > 1) {
@@ -920,14 +741,12 @@ asio::awaitable<void> SessionImpl::write_loop() {
         std::size_t records = 0;
         std::size_t messages = 0;
         std::error_code seal_error;
-        while (!queue_.empty() && used < k_write_batch && !seal_error) {
-            Segment segment = std::move(queue_.front());
-            queue_.pop_front();
-            queued_messages_ -= segment.messages;
+        while (!send_queue_.empty() && used < k_write_batch && !seal_error) {
+            Segment segment = send_queue_.pop_front();
             batch_data += segment.data;
             batch_control += segment.control;
             messages += segment.messages;
-            const LevelChoice choice = choose_level(segment);
+            const LevelChoice choice = compression_.choose(segment, link_backlogged_, sealer_);
             const std::size_t bound =
                 sealer_.sealed_size_bound(segment.bytes.size() + segment.tail.size(), choice.level);
             if (used == 0 && wire_size > k_keep_wire && bound <= wire_size / 4) {
@@ -950,9 +769,9 @@ asio::awaitable<void> SessionImpl::write_loop() {
                 choice.fallback_above, MutableByteView(wire.get() + used, wire_size - used),
                 written, &level_used);
             if (choice.fallback_above != 0 && !seal_error)
-                note_compression(level_used != 0);
+                compression_.note(level_used != 0);
             used += written;
-            recycle(std::move(segment.bytes));
+            send_queue_.recycle(std::move(segment.bytes));
             ++records;
         }
         if (seal_error) {
@@ -981,7 +800,7 @@ asio::awaitable<void> SessionImpl::write_loop() {
                 socket_, asio::buffer(wire.get() + written, used - written), use_tuple);
             ec = rest_ec;
             written += rest;
-        } else if (queue_.empty() && space_waiters_.empty()) {
+        } else if (send_queue_.empty() && send_queue_.waiting() == 0) {
             // Caught up: producers no longer outpace the link. (While messages still wait
             // behind a link that takes our smaller, compressed writes whole, it still is the
             // bottleneck, so compression stays on.)
@@ -1035,8 +854,7 @@ asio::awaitable<boost::system::error_code> SessionImpl::read_loop() {
             co_return ec;
         opener_.commit(n);
         received_at_ = SteadyClock::now();
-        last_receive_ = received_at_;
-        ping_outstanding_ = false;
+        keepalive_.on_receive(received_at_);
         config_.metrics->bytes_received(n, 0);
     }
 }
@@ -1053,24 +871,16 @@ asio::awaitable<std::error_code> SessionImpl::dispatch_payload(ByteView payload)
     std::size_t count = 0;
     protocol::Message message;
     while (pos < payload.size()) {
-        std::uint64_t length = 0;
-        if (const auto ec = protocol::get_varint(payload, pos, length))
-            co_return ec;
-        if (length > decode_limits_.max_message_size)
-            co_return errc::limit_exceeded;
-        if (length > payload.size() - pos)
-            co_return errc::malformed;
-        const auto size = static_cast<std::size_t>(length);
+        std::size_t size = 0;
         if (const auto ec =
-                protocol::decode_message(payload.subspan(pos, size), message, decode_limits_)) {
+                protocol::decode_next_message(payload, pos, message, size, decode_limits_))
             co_return ec;
-        }
-        pos += size;
         if (peer_ended_)
             co_return errc::malformed;  // an envelope after `end`
         {
             const ProducerScope scope(*this, pos < payload.size());
             dispatch(std::move(message), size);
+            flush();
         }
         ++count;
         if (aborted_)
@@ -1086,6 +896,7 @@ asio::awaitable<std::error_code> SessionImpl::dispatch_payload(ByteView payload)
     if (pong_due_ && !aborted_) {
         send_control(protocol::Pong{*pong_due_});
         pong_due_.reset();
+        flush();
     }
     // Requests of this record already queued need a worker even when the session aborted
     // meanwhile (they end cancelled), or run() would wait for them forever.
@@ -1120,7 +931,7 @@ void SessionImpl::answer_now(std::uint64_t id, Status status, std::string_view m
 }
 
 void SessionImpl::on_request(protocol::Request&& request, std::size_t size) {
-    last_activity_ = received_at_;
+    keepalive_.on_activity(received_at_);
     highest_peer_request_ = std::max(highest_peer_request_, request.id);
     // protocol.md §6.2: the reserved entry is the protocol's, not the handler's.
     const bool no_compress = protocol::asks_no_compress(request.metadata);
@@ -1169,7 +980,7 @@ void SessionImpl::on_request(protocol::Request&& request, std::size_t size) {
 }
 
 void SessionImpl::on_response(protocol::Response&& response, std::size_t size) {
-    last_activity_ = received_at_;
+    keepalive_.on_activity(received_at_);
     const auto it = pending_.find(response.id);
     if (it == pending_.end())
         return;  // the call timed out or was cancelled meanwhile
@@ -1185,7 +996,7 @@ void SessionImpl::on_response(protocol::Response&& response, std::size_t size) {
 }
 
 void SessionImpl::on_notification(protocol::Notification&& notification) {
-    last_activity_ = received_at_;
+    keepalive_.on_activity(received_at_);
     config_.metrics->notification_received();
     const NotificationHandler* handler =
         config_.router ? config_.router->find_notification(notification.method) : nullptr;
@@ -1241,12 +1052,10 @@ void SessionImpl::on_goaway(const protocol::GoAway& goaway) {
     stats_.pending_calls.store(pending_.size(), std::memory_order_relaxed);
     // Out of the space queue first, all of them: finishing one could otherwise grant space to
     // another refused call, whose request would then still go out.
-    std::erase_if(space_waiters_, [&](SpaceWaiter* waiter) {
+    send_queue_.withdraw_if([&](const SpaceWaiter* waiter) {
         return std::any_of(refused.begin(), refused.end(),
                            [&](const auto& op) { return op.get() == waiter; });
     });
-    for (const auto& op : refused)
-        op->queued = false;
     for (const auto& op : refused) {
         finish_call(*op, {},
                     Reply::error(Status::shutting_down,
@@ -1401,6 +1210,7 @@ asio::awaitable<void> SessionImpl::worker_loop(std::shared_ptr<Worker> worker) {
         // cancel_task emits only after setting the reason, so this tells whether it did.
         emitted = emitted || task->context.cancelled();
         task_finished(task, error);
+        flush();
     }
 }
 
@@ -1449,7 +1259,7 @@ asio::awaitable<void> SessionImpl::send_response(Task& task, Reply reply) {
     for (bool fallback = false;; fallback = true) {
         const std::size_t size = protocol::encoded_size(message);
         // protocol.md §6.2: the limit counts the envelope, not its frame.
-        if (protocol::envelope_size(message) <= encode_limits_.max_message_size) {
+        if (protocol::envelope_size(message) <= send_queue_.limits().encode.max_message_size) {
             if (!try_reserve(size)) {
                 Waiter waiter(strand_);
                 if (co_await reserve(waiter, size))
@@ -1569,6 +1379,7 @@ void SessionImpl::drain_inbox() {
     for (std::size_t i = 0; i < inbox_draining_.size(); ++i) {
         const ProducerScope scope(*this, i + 1 < inbox_draining_.size());
         start_call(inbox_draining_[i]);
+        flush();
     }
     inbox_draining_.clear();
 }
@@ -1612,13 +1423,10 @@ void SessionImpl::start_call(const std::shared_ptr<CallOp>& op) {
                               protocol::Request{op->id, std::move(op->method), timeout_ms,
                                                 std::move(op->metadata), std::move(op->body)}};
     const std::size_t size = protocol::encoded_size(message);
-    // In the table before it is queued: queuing may write it at once (the writer runs inline).
     pending_.emplace(op->id, op);
     stats_.pending_calls.store(pending_.size(), std::memory_order_relaxed);
     std::error_code ec;
     if (try_reserve(size)) {
-        // Sent before it is queued: the writer may run inline, and a write that fails there
-        // fails this call (phase done) before enqueue returns.
         op->phase = CallOp::Phase::sent;
         ec = enqueue(message, size, op->no_compress, false);
         if (ec) {
@@ -1627,7 +1435,7 @@ void SessionImpl::start_call(const std::shared_ptr<CallOp>& op) {
         }
     } else {
         // A peer that reads slowly makes us wait here, not buffer.
-        ec = protocol::encode_message(message, op->encoded, encode_limits_);
+        ec = protocol::encode_message(message, op->encoded, send_queue_.limits().encode);
         if (!ec)
             op->phase = CallOp::Phase::waiting_space;
     }
@@ -1637,8 +1445,6 @@ void SessionImpl::start_call(const std::shared_ptr<CallOp>& op) {
         finish_call(*op, ec, std::nullopt);  // also leaves pending_
         return;
     }
-    if (op->phase == CallOp::Phase::done)
-        return;  // failed by the session while it was queued (see above)
     if (op->deadline) {
         op->timer.emplace(strand_);
         op->timer->expires_at(*op->deadline);
@@ -1650,6 +1456,7 @@ void SessionImpl::start_call(const std::shared_ptr<CallOp>& op) {
                 // enforces it.
                 o->session->finish_call(
                     *o, {}, Reply::error(Status::deadline_exceeded, "deadline exceeded"));
+                o->session->flush();  // its queue space may have gone to a waiting call
             }
         });
     }
@@ -1663,8 +1470,6 @@ void SessionImpl::call_granted(CallOp& op) {
         release(op.need, 0);
         return;
     }
-    // Nothing of `op` is touched after queuing: the writer may run inline, and a write that
-    // fails there fails the call, whose table entry may have been its last owner.
     Bytes encoded = std::exchange(op.encoded, Bytes());
     op.phase = CallOp::Phase::sent;
     enqueue_encoded(std::move(encoded), op.no_compress);
@@ -1745,7 +1550,8 @@ asio::awaitable<void> SessionImpl::notify_on_strand(std::string method, Bytes bo
         }
     } else {
         Bytes encoded;
-        if (const auto ec = protocol::encode_message(notification, encoded, encode_limits_)) {
+        if (const auto ec =
+                protocol::encode_message(notification, encoded, send_queue_.limits().encode)) {
             throw_error(ec, "notify '" + method + "': message exceeds a limit");
         }
         Waiter waiter(strand_);
@@ -1755,52 +1561,38 @@ asio::awaitable<void> SessionImpl::notify_on_strand(std::string method, Bytes bo
         enqueue_encoded(std::move(encoded), options.no_compress);
     }
     config_.metrics->notification_sent();
+    flush();
 }
 
 // ---------------------------------------------------------------------------------------------
 // Keepalive and idle timeout
 
 asio::awaitable<void> SessionImpl::keepalive_loop() {
-    const auto interval = config_.options.keepalive_interval;
-    const auto idle = config_.options.idle_timeout;
     while (state_ == State::open || state_ == State::draining) {
-        auto next = SteadyClock::time_point::max();
-        if (interval.count() > 0) {
-            next = std::min(next,
-                            ping_outstanding_ ? ping_sent_ + interval : last_receive_ + interval);
-        }
-        if (idle.count() > 0 && state_ == State::open)
-            next = std::min(next, last_activity_ + idle);
-        if (next == SteadyClock::time_point::max())
+        const auto next = keepalive_.next_wake(state_ == State::open);
+        if (!next)
             co_return;
-        keepalive_timer_.expires_at(next);
+        keepalive_timer_.expires_at(*next);
         auto [ec] = co_await keepalive_timer_.async_wait(use_tuple);
         if (ec || state_ == State::closing || state_ == State::closed)
             co_return;
-
-        const auto now = SteadyClock::now();
-        if (interval.count() > 0) {
-            if (ping_outstanding_ && now - ping_sent_ >= interval) {
-                config_.logger.warn("{}: {} sent nothing for {} ms; closing", config_.side,
-                                    peer_->fingerprint.short_hex(), 2 * interval.count());
-                do_abort(to_std(asio::error::timed_out));
-                co_return;
-            }
-            if (!ping_outstanding_ && now - last_receive_ >= interval) {
-                send_control(protocol::Ping{++ping_counter_});
-                ping_outstanding_ = true;
-                ping_sent_ = now;
-            }
+        const auto due = keepalive_.on_timer(SteadyClock::now(), state_ == State::open,
+                                             task_count_ != 0 || !pending_.empty());
+        if (due.peer_silent) {
+            config_.logger.warn("{}: {} sent nothing for {} ms; closing", config_.side,
+                                peer_->fingerprint.short_hex(),
+                                2 * config_.options.keepalive_interval.count());
+            do_abort(to_std(asio::error::timed_out));
+            co_return;
         }
-        if (idle.count() > 0 && state_ == State::open && now - last_activity_ >= idle) {
-            if (task_count_ == 0 && pending_.empty()) {
-                config_.logger.info("{}: session with {} idle; closing", config_.side,
-                                    peer_->fingerprint.short_hex());
-                begin_drain(config_.options.drain_timeout);
-            } else {
-                touch_activity();  // calls in flight are activity
-            }
+        if (due.ping)
+            send_control(protocol::Ping{*due.ping});
+        if (due.idle) {
+            config_.logger.info("{}: session with {} idle; closing", config_.side,
+                                peer_->fingerprint.short_hex());
+            begin_drain(config_.options.drain_timeout);
         }
+        flush();  // the ping, or the goaway of an idle drain
     }
 }
 

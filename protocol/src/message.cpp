@@ -539,27 +539,37 @@ std::error_code decode_message(ByteView envelope, Message& out, const MessageLim
     return errc::malformed;  // unknown type
 }
 
+std::error_code decode_next_message(ByteView payload, std::size_t& pos, Message& out,
+                                    std::size_t& envelope_size, const MessageLimits& limits) {
+    std::size_t at = pos;
+    std::uint64_t length = 0;
+    if (auto ec = get_varint(payload, at, length))
+        return ec;
+    // protocol.md §6.2: the frame alone is enough to refuse an envelope over the limit.
+    if (length > limits.max_message_size)
+        return errc::limit_exceeded;
+    if (length > payload.size() - at)
+        return errc::malformed;
+    const auto n = static_cast<std::size_t>(length);
+    if (auto ec = decode_message(payload.subspan(at, n), out, limits))
+        return ec;
+    pos = at + n;
+    envelope_size = n;
+    return {};
+}
+
 std::error_code decode_messages(ByteView payload, std::vector<Message>& out,
                                 const MessageLimits& limits) {
     // protocol.md §5.1: a payload is one or more framed messages, never empty.
     if (payload.empty())
         return errc::malformed;
     std::size_t pos = 0;
+    std::size_t size = 0;
     while (pos < payload.size()) {
-        std::uint64_t length = 0;
-        if (auto ec = get_varint(payload, pos, length))
-            return ec;
-        // protocol.md §6.2: the frame alone is enough to refuse an envelope over the limit.
-        if (length > limits.max_message_size)
-            return errc::limit_exceeded;
-        if (length > payload.size() - pos)
-            return errc::malformed;
-        const auto n = static_cast<std::size_t>(length);
         Message message;
-        if (auto ec = decode_message(payload.subspan(pos, n), message, limits))
+        if (auto ec = decode_next_message(payload, pos, message, size, limits))
             return ec;
         out.push_back(std::move(message));
-        pos += n;
     }
     return {};
 }

@@ -589,3 +589,33 @@ TEST_CASE("random and mutated bytes never crash the decoder", "[message][propert
     }
     REQUIRE(decoded > 1000);
 }
+
+TEST_CASE("decode_next_message walks a payload one framed message at a time", "[message]") {
+    Bytes payload;
+    REQUIRE_FALSE(encode_message(Ping{9}, payload));
+    REQUIRE_FALSE(encode_message(Cancel{300}, payload));
+    const std::size_t valid = payload.size();
+    payload.push_back(0x05);  // a frame announcing 5 bytes, with only 1 after it
+    payload.push_back(0x04);
+
+    std::size_t pos = 0;
+    std::size_t size = 0;
+    Message message;
+    REQUIRE_FALSE(decode_next_message(payload, pos, message, size));
+    CHECK(std::get<Ping>(message).opaque == 9);
+    CHECK(size == 9);  // type byte and the u64, without the frame
+    CHECK(pos == 10);
+    REQUIRE_FALSE(decode_next_message(payload, pos, message, size));
+    CHECK(std::get<Cancel>(message).id == 300);
+    CHECK(size == 3);  // type byte and a two-byte varint
+    CHECK(pos == valid);
+    // A truncated frame fails and leaves the position where it was.
+    CHECK(decode_next_message(payload, pos, message, size) == errc::malformed);
+    CHECK(pos == valid);
+    // An envelope over the limit is refused from its frame alone.
+    MessageLimits small;
+    small.max_message_size = 2;
+    pos = 10;
+    CHECK(decode_next_message(payload, pos, message, size, small) == errc::limit_exceeded);
+    CHECK(pos == 10);
+}

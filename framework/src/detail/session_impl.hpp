@@ -27,6 +27,9 @@
 #include <boost/asio/any_completion_handler.hpp>
 
 #include "detail/asio.hpp"
+#include "detail/compression_chooser.hpp"
+#include "detail/keepalive_clock.hpp"
+#include "detail/send_queue.hpp"
 #include "sdmp/framework/context.hpp"
 #include "sdmp/framework/metrics.hpp"
 #include "sdmp/framework/options.hpp"
@@ -91,20 +94,6 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
 
     enum class State { open, draining, closing, closed };
 
-    // Something waiting for send-queue space, woken on the strand by release() (granted) or
-    // fail_waiters() (failed). on_space() runs inside those loops: it must not touch
-    // space_waiters_ itself.
-    struct SpaceWaiter {
-        SpaceWaiter() = default;
-        SpaceWaiter(const SpaceWaiter&) = delete;
-        SpaceWaiter& operator=(const SpaceWaiter&) = delete;
-        virtual ~SpaceWaiter() = default;
-        virtual void on_space() = 0;
-        std::size_t need = 0;  // queue bytes asked for
-        bool queued = false;   // in space_waiters_
-        bool granted = false;  // space reserved for it
-        std::error_code failed;
-    };
     // A coroutine waiting for space (notifications, answers of handlers): woken through a
     // channel and decided by the fields above.
     struct Waiter final : SpaceWaiter {
@@ -135,21 +124,6 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
     struct Worker {
         asio::cancellation_signal signal;
     };
-    // Messages waiting for the writer. Small messages are encoded into the tail segment, which
-    // becomes one record; a no_compress or oversized message gets a segment of its own.
-    struct Segment {
-        Bytes bytes;       // varint(len) || envelope, one or more (protocol.md §5.1)
-        Bytes tail;        // a large body following `bytes`, gathered, not copied
-        bool open = true;  // more messages may be appended
-        bool no_compress = false;
-        // Requests, responses and notifications in it: when more than one, the record is sent
-        // at level 0 (protocol.md §5.1: messages of different calls never share a DEFLATE
-        // stream), unless SessionOptions::compress_across_messages.
-        std::size_t exchanges = 0;
-        std::size_t data = 0;  // queue accounting released once written
-        std::size_t control = 0;
-        std::size_t messages = 0;
-    };
     class HandleBlock;
 
     // Strand-only implementation.
@@ -157,21 +131,19 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
     template <typename Predicate>
     asio::awaitable<bool> wait_until(Waiter& waiter, Predicate ready);
     asio::awaitable<std::error_code> reserve(Waiter& waiter, std::size_t size);
-    bool fits(std::size_t size) const noexcept;
+    // The send queue's operations, with the statistics published and the writer woken.
     bool try_reserve(std::size_t size) noexcept;
     void withdraw(SpaceWaiter& waiter);
     void wait_for_space(SpaceWaiter& waiter, std::size_t size);
     void release(std::size_t data_bytes, std::size_t control_bytes);
-    Segment& segment_for(std::size_t size, bool no_compress);
     std::error_code enqueue(protocol::Message& message, std::size_t size, bool no_compress,
                             bool control);
     void enqueue_encoded(Bytes encoded, bool no_compress);
-    void queued(Segment& segment, std::size_t size, bool control);
-    Bytes take_spare();
-    void recycle(Bytes bytes);
     void send_control(protocol::Message message);
-    void wake_writer();
-    void wake_writer_later();
+    // Resumes the writer when it waits for what was queued: only at the end of a step of work
+    // (see session.cpp), never from inside the code that queues.
+    void flush();
+    void flush_later();
     void update_queue_stats();
 
     // Calls (see CallOp).
@@ -185,12 +157,6 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
     asio::awaitable<boost::system::error_code> read_loop();
     asio::awaitable<void> write_loop();
     asio::awaitable<void> keepalive_loop();
-    struct LevelChoice {
-        int level = 0;
-        std::size_t fallback_above = 0;  // see RecordSealer::seal_into
-    };
-    LevelChoice choose_level(const Segment& segment);
-    void note_compression(bool compressed) noexcept;
 
     // Dispatches the framed messages of one record payload (`size` = envelope length).
     asio::awaitable<std::error_code> dispatch_payload(ByteView payload);
@@ -235,7 +201,6 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
     std::shared_ptr<const PeerInfo> peer_;
     protocol::RecordSealer sealer_;
     protocol::RecordOpener opener_;
-    protocol::MessageLimits encode_limits_;
     protocol::MessageLimits decode_limits_;
 
     State state_ = State::open;
@@ -243,35 +208,27 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
     std::error_code close_reason_;
     bool aborted_ = false;
 
-    // Send queue (bounded: send_queue_bytes for data, max_control_bytes for control).
-    std::deque<Segment> queue_;
-    std::vector<Bytes> spare_;  // emptied segment buffers, reused
-    std::size_t data_bytes_ = 0;
-    std::size_t control_bytes_ = 0;
-    std::deque<SpaceWaiter*> space_waiters_;
+    // Bounded: send_queue_bytes for data, max_control_bytes for control.
+    SendQueue send_queue_{SendQueue::Limits{}};  // limits set once the options are clamped
+    CompressionChooser compression_{config_.options};
     // Where the writer and idle workers wait. resume_parked() continues a parked coroutine at
-    // once on the caller's stack (the caller is on the strand): a message queued or a request
-    // scheduled is acted on without a trip through the scheduler. A parked coroutine holds no
-    // outstanding work of its own.
+    // once on the caller's stack (a flush point or the reader, on the strand): what a step
+    // queued or scheduled is acted on without a trip through the scheduler. A parked coroutine
+    // holds no outstanding work of its own.
     using Parked = asio::any_completion_handler<void(bool)>;
     asio::awaitable<bool> park(std::vector<Parked>& spot);
     static void resume_parked(std::vector<Parked>& spot, bool go_on);
     std::vector<Parked> writer_parked_;  // at most one
     // The writer gathering a batch (see write_loop): resumed by the end_gathering() it posted,
-    // or earlier by wake_writer() once flush_after_messages are queued.
+    // or earlier by flush() once flush_after_messages are queued.
     std::vector<Parked> writer_gathering_;  // at most one
     std::uint64_t gathering_generation_ = 0;
-    std::size_t queued_messages_ = 0;  // messages in queue_
     void end_gathering(std::uint64_t generation);
     class ProducerScope;
     std::size_t producers_with_more_ = 0;  // see ProducerScope
     bool writer_finish_ = false;           // flush what is queued, shut down sending, stop
     bool writer_done_ = false;
     WakeChannel writer_done_wake_;
-    // CompressionPolicy::automatic (protocol.md §5.1): large records whose sample did not
-    // shrink enough make the next `probe_skip_` large records go out at level 0 unprobed.
-    std::uint32_t probe_skip_ = 0;
-    std::uint32_t probe_backoff_ = 0;
     // The last socket write could not be taken whole at once (CompressionPolicy::automatic).
     bool link_backlogged_ = false;
     bool try_write_at_once_ = false;  // the socket is non-blocking (write_loop)
@@ -310,12 +267,9 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
     Timer drain_timer_;
     Timer linger_timer_;
     Timer keepalive_timer_;
-    SteadyClock::time_point last_receive_;   // coarse (keepalive)
-    SteadyClock::time_point last_activity_;  // coarse (idle timeout)
-    SteadyClock::time_point received_at_;    // when the records being dispatched were read
-    bool ping_outstanding_ = false;
-    SteadyClock::time_point ping_sent_;
-    std::uint64_t ping_counter_ = 0;
+    KeepaliveClock keepalive_{config_.options.keepalive_interval, config_.options.idle_timeout,
+                              SteadyClock::now()};
+    SteadyClock::time_point received_at_;  // when the records being dispatched were read
 
     // Closed event: closing the channel wakes every waiter (channel_closed) and stays set.
     asio::experimental::concurrent_channel<void(boost::system::error_code)> closed_event_;

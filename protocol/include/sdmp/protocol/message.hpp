@@ -123,6 +123,11 @@ std::size_t envelope_size(const Message& message) noexcept;
 // may hold the messages before the bad one; callers close the connection anyway.
 std::error_code decode_messages(ByteView payload, std::vector<Message>& out,
                                 const MessageLimits& limits = {});
+// Decodes the framed message at `pos` (protocol.md §5.1, §6.2): on success `pos` moves past it
+// and `envelope_size` is its envelope's length (without the frame). On error `pos` stays put.
+// Receivers that dispatch a large payload one message at a time walk it with this.
+std::error_code decode_next_message(ByteView payload, std::size_t& pos, Message& out,
+                                    std::size_t& envelope_size, const MessageLimits& limits = {});
 // Decodes one envelope (without its length frame).
 std::error_code decode_message(ByteView envelope, Message& out, const MessageLimits& limits = {});
 
