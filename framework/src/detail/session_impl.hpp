@@ -1,6 +1,8 @@
 // The engine of one established session (protocol.md §5, §6): a reader coroutine, a writer
 // coroutine that coalesces queued messages into records, a bounded send queue, the pending-call
-// table and the handler tasks.
+// table and the handler tasks. Its members are defined by concern in session.cpp (lifecycle,
+// keepalive, handles), session_reader.cpp, session_writer.cpp, session_handlers.cpp and
+// session_calls.cpp; what they share is in session_support.hpp.
 //
 // Threading: every member runs on the session's strand (`strand_`), so no state here needs a
 // lock; public entry points hop onto it (the call inbox, co_spawn or post). Only the atomics in

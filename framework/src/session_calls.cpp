@@ -1,0 +1,404 @@
+// Our calls and notifications: the caller-side operation and its inbox, the pending-call
+// table, deadlines, cancellation and the peer's goaway (protocol.md §6.2).
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/prefer.hpp>
+
+#include <algorithm>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "detail/session_support.hpp"
+#include "sdmp/error.hpp"
+
+namespace sdmp::detail {
+
+template <typename Handler>
+struct SessionImpl::CallOpImpl final : SessionImpl::CallOp {
+    CallOpImpl(std::shared_ptr<SessionImpl> s, Handler h)
+        : CallOp(std::move(s)), handler(std::move(h)), work(target_of(handler, *session)) {}
+
+    // The caller's executor. Its context must not run out of work while the call is pending;
+    // on the session's own context the session's operations (the pending read, the posted
+    // inbox drain, timers, the posted completion) already see to that, so the tracking
+    // executor is only made for other contexts.
+    static Executor target_of(const Handler& handler, const SessionImpl& session) {
+        Executor ex = asio::get_associated_executor(handler, session.strand());
+        if (&asio::query(ex, asio::execution::context) ==
+            &asio::query(session.strand(), asio::execution::context)) {
+            return ex;
+        }
+        return asio::prefer(ex, asio::execution::outstanding_work.tracked);
+    }
+
+    void deliver(std::exception_ptr error, Reply reply) override {
+        const Executor target = std::move(work);
+        asio::post(target,
+                   [h = std::move(handler), error, r = std::move(reply), s = session]() mutable {
+                       // Active until here: calls finished but not yet resumed are a burst about to
+                       // return (see submit).
+                       s->calls_active_.fetch_sub(1, std::memory_order_relaxed);
+                       // The canceller lives in the caller's slot: removed in the caller's context.
+                       asio::get_associated_cancellation_slot(h).clear();
+                       std::move(h)(error, std::move(r));
+                   });
+    }
+
+    Handler handler;
+    Executor work;
+};
+
+// Runs on the caller's thread: makes the CallOp, hooks the caller's cancellation slot to it and
+// hands it to the strand through the inbox.
+struct SessionImpl::CallInitiation {
+    // Emitted in the caller's context; the cancellation itself happens on the strand.
+    struct Canceller {
+        std::weak_ptr<CallOp> op;
+        void operator()(asio::cancellation_type type) const {
+            if ((type & (asio::cancellation_type::terminal | asio::cancellation_type::partial |
+                         asio::cancellation_type::total)) == asio::cancellation_type::none) {
+                return;
+            }
+            if (auto o = op.lock()) {
+                const Executor strand = o->session->strand_;
+                asio::post(strand, [o = std::move(o)] {
+                    o->session->cancel_call(*o);
+                    o->session->flush();
+                });
+            }
+        }
+    };
+
+    template <typename Handler>
+    void operator()(Handler&& handler, std::shared_ptr<SessionImpl> self, std::string method,
+                    Bytes body, CallOptions options) const {
+        auto slot = asio::get_associated_cancellation_slot(handler);
+        auto op = std::make_shared<CallOpImpl<std::decay_t<Handler>>>(
+            std::move(self), std::forward<Handler>(handler));
+        SessionImpl& session = *op->session;
+        op->started = SteadyClock::now();
+        // The earliest of timeout, deadline and the parent's deadline: inheriting a budget
+        // never extends it. A parent's deadline is fixed, so reading it here is safe.
+        const auto timeout = options.timeout.count() > 0
+                                 ? options.timeout
+                                 : session.config_.options.default_call_timeout;
+        if (timeout.count() > 0)
+            op->deadline = op->started + timeout;
+        auto earliest = [&](SteadyClock::time_point t) {
+            if (!op->deadline || t < *op->deadline)
+                op->deadline = t;
+        };
+        if (options.deadline)
+            earliest(*options.deadline);
+        if (options.parent != nullptr) {
+            if (const auto inherited = options.parent->deadline())
+                earliest(*inherited);
+        }
+        op->method = std::move(method);
+        op->body = std::move(body);
+        op->metadata = std::move(options.metadata);
+        op->no_compress = options.no_compress;
+        if (slot.is_connected())
+            slot.template emplace<Canceller>(Canceller{op});
+        session.submit(std::move(op));
+    }
+};
+
+asio::awaitable<Reply> SessionImpl::call(std::shared_ptr<SessionImpl> self, std::string method,
+                                         Bytes body, CallOptions options) {
+    // An asynchronous operation rather than a coroutine hopping onto the strand: the call
+    // joins the inbox (one strand post serves every call submitted meanwhile) and completes
+    // with one post to the caller's executor. Cancellation of the awaiting coroutine reaches
+    // it through the caller's cancellation slot.
+    return asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr, Reply)>(
+        CallInitiation{}, asio::use_awaitable, std::move(self), std::move(method), std::move(body),
+        std::move(options));
+}
+
+// Any thread.
+void SessionImpl::submit(std::shared_ptr<CallOp> op) {
+    // A lone call (no other call in flight, none finished and about to resume its caller)
+    // starts at once when this thread runs the strand's context: dispatch. Otherwise the drain
+    // is posted, so that it starts every call submitted before it runs (one strand trip per
+    // burst, and one record).
+    const bool lone = calls_active_.fetch_add(1, std::memory_order_relaxed) == 0;
+    bool schedule_drain = false;
+    {
+        const std::lock_guard lock(inbox_mutex_);
+        inbox_.push_back(std::move(op));
+        schedule_drain = !inbox_scheduled_;
+        inbox_scheduled_ = true;
+    }
+    if (!schedule_drain)
+        return;
+    auto drain = [self = shared_from_this()] { self->drain_inbox(); };
+    if (lone) {
+        asio::dispatch(strand_, std::move(drain));
+    } else {
+        asio::post(strand_, std::move(drain));
+    }
+}
+
+void SessionImpl::drain_inbox() {
+    {
+        const std::lock_guard lock(inbox_mutex_);
+        inbox_draining_.swap(inbox_);
+        inbox_scheduled_ = false;
+    }
+    for (std::size_t i = 0; i < inbox_draining_.size(); ++i) {
+        const ProducerScope scope(*this, i + 1 < inbox_draining_.size());
+        start_call(inbox_draining_[i]);
+        flush();
+    }
+    inbox_draining_.clear();
+}
+
+void SessionImpl::start_call(const std::shared_ptr<CallOp>& op) {
+    if (op->phase != CallOp::Phase::submitted)
+        return;
+    if (op->cancel_requested) {
+        finish_call(*op, {}, Reply::error(Status::cancelled, "cancelled by the caller"));
+        return;
+    }
+    if (state_ == State::closing || state_ == State::closed) {
+        finish_call(*op, close_reason_ ? close_reason_ : std::error_code(errc::connection_closed),
+                    std::nullopt);
+        return;
+    }
+    if (peer_goaway_last_ || peer_ended_) {
+        finish_call(*op, {}, Reply::error(Status::shutting_down, "the peer is shutting down"));
+        return;
+    }
+    if (op->deadline && *op->deadline <= SteadyClock::now()) {
+        finish_call(*op, {},
+                    Reply::error(Status::deadline_exceeded,
+                                 "the deadline passed before the call was sent"));
+        return;
+    }
+    std::uint64_t timeout_ms = 0;
+    if (op->deadline) {
+        // protocol.md §6.2: the remaining budget, rounded up so it never reads as "none".
+        const auto left =
+            std::chrono::ceil<std::chrono::milliseconds>(*op->deadline - SteadyClock::now());
+        timeout_ms = static_cast<std::uint64_t>(std::max<std::int64_t>(left.count(), 1));
+    }
+
+    op->id = ++next_call_id_;
+    if (op->no_compress)
+        op->metadata.emplace_back(protocol::k_metadata_no_compress,
+                                  "1");  // the answer too (protocol.md §6.2, §6.7)
+    // Built in place: a Request passed as `const Message&` would be copied into a temporary.
+    protocol::Message message{std::in_place_type<protocol::Request>,
+                              protocol::Request{op->id, std::move(op->method), timeout_ms,
+                                                std::move(op->metadata), std::move(op->body)}};
+    const std::size_t size = protocol::encoded_size(message);
+    pending_.emplace(op->id, op);
+    stats_.pending_calls.store(pending_.size(), std::memory_order_relaxed);
+    std::error_code ec;
+    if (try_reserve(size)) {
+        op->phase = CallOp::Phase::sent;
+        ec = enqueue(message, size, op->no_compress, false);
+        if (ec) {
+            op->phase = CallOp::Phase::submitted;
+            release(size, 0);
+        }
+    } else {
+        // A peer that reads slowly makes us wait here, not buffer.
+        ec = protocol::encode_message(message, op->encoded, send_queue_.limits().encode);
+        if (!ec)
+            op->phase = CallOp::Phase::waiting_space;
+    }
+    op->method = std::move(std::get<protocol::Request>(message).method);  // for metrics, errors
+    if (ec) {
+        op->encoded.clear();
+        finish_call(*op, ec, std::nullopt);  // also leaves pending_
+        return;
+    }
+    if (op->deadline) {
+        op->timer.emplace(strand_);
+        op->timer->expires_at(*op->deadline);
+        op->timer->async_wait([weak = std::weak_ptr<CallOp>(op)](boost::system::error_code e) {
+            if (e)
+                return;
+            if (const auto o = weak.lock()) {
+                // No cancel message: the request carried the same budget and the peer
+                // enforces it.
+                o->session->finish_call(
+                    *o, {}, Reply::error(Status::deadline_exceeded, "deadline exceeded"));
+                o->session->flush();  // its queue space may have gone to a waiting call
+            }
+        });
+    }
+    if (op->phase == CallOp::Phase::waiting_space)
+        wait_for_space(*op, size);
+}
+
+void SessionImpl::call_granted(CallOp& op) {
+    op.granted = false;  // the grant becomes the queued request
+    if (op.phase != CallOp::Phase::waiting_space) {
+        release(op.need, 0);
+        return;
+    }
+    Bytes encoded = std::exchange(op.encoded, Bytes());
+    op.phase = CallOp::Phase::sent;
+    enqueue_encoded(std::move(encoded), op.no_compress);
+}
+
+void SessionImpl::cancel_call(CallOp& op) {
+    if (op.phase == CallOp::Phase::done)
+        return;
+    if (op.phase == CallOp::Phase::submitted) {
+        op.cancel_requested = true;  // still in the inbox
+        return;
+    }
+    if (op.phase == CallOp::Phase::sent) {
+        // Our caller was cancelled: tell the peer to stop (protocol.md §6.2).
+        send_control(protocol::Cancel{op.id});
+    }
+    finish_call(op, {}, Reply::error(Status::cancelled, "cancelled by the caller"));
+}
+
+// Completes a call once: leaves every table, then posts the caller's handler.
+void SessionImpl::finish_call(CallOp& op, std::error_code error, std::optional<Reply> reply) {
+    if (op.phase == CallOp::Phase::done)
+        return;
+    op.phase = CallOp::Phase::done;
+    op.timer.reset();
+    withdraw(op);
+    std::shared_ptr<CallOp> keep;  // op may be owned by the table alone
+    if (op.id != 0) {
+        const auto it = pending_.find(op.id);
+        if (it != pending_.end() && it->second.get() == &op) {
+            keep = std::move(it->second);
+            pending_.erase(it);
+            stats_.pending_calls.store(pending_.size(), std::memory_order_relaxed);
+        }
+    }
+    touch_activity();
+    if (reply) {
+        config_.metrics->call_completed(op.method, reply->status, SteadyClock::now() - op.started);
+        op.deliver(nullptr, std::move(*reply));
+    } else {
+        op.deliver(std::make_exception_ptr(boost::system::system_error(
+                       boost::system::error_code(error), "call '" + op.method + "'")),
+                   Reply{});
+    }
+    if (state_ == State::draining) {
+        // Not inline: finish_call runs inside loops over the tables that this may change.
+        asio::post(strand_, [self = shared_from_this()] { self->maybe_finish_drain(); });
+    }
+}
+
+asio::awaitable<void> SessionImpl::notify(std::shared_ptr<SessionImpl> self, std::string method,
+                                          Bytes body, CallOptions options) {
+    const Executor executor = co_await asio::this_coro::executor;
+    if (executor == self->strand_) {
+        co_await self->notify_on_strand(std::move(method), std::move(body), std::move(options));
+        co_return;
+    }
+    co_await asio::co_spawn(
+        self->strand_,
+        self->notify_on_strand(std::move(method), std::move(body), std::move(options)),
+        asio::use_awaitable);
+}
+
+asio::awaitable<void> SessionImpl::notify_on_strand(std::string method, Bytes body,
+                                                    CallOptions options) {
+    if (state_ == State::closing || state_ == State::closed || peer_ended_) {
+        throw_error(close_reason_ ? close_reason_ : std::error_code(errc::connection_closed),
+                    "notify '" + method + "'");
+    }
+    protocol::Message notification{
+        std::in_place_type<protocol::Notification>,
+        protocol::Notification{method, std::move(options.metadata), std::move(body)}};
+    const std::size_t size = protocol::encoded_size(notification);
+    if (try_reserve(size)) {
+        if (const auto ec = enqueue(notification, size, options.no_compress, false)) {
+            release(size, 0);
+            throw_error(ec, "notify '" + method + "': message exceeds a limit");
+        }
+    } else {
+        Bytes encoded;
+        if (const auto ec =
+                protocol::encode_message(notification, encoded, send_queue_.limits().encode)) {
+            throw_error(ec, "notify '" + method + "': message exceeds a limit");
+        }
+        Waiter waiter(strand_);
+        if (const auto ec = co_await reserve(waiter, size)) {
+            throw_error(ec, "notify '" + method + "'");
+        }
+        enqueue_encoded(std::move(encoded), options.no_compress);
+    }
+    config_.metrics->notification_sent();
+    flush();
+}
+
+void SessionImpl::on_response(protocol::Response&& response, std::size_t size) {
+    keepalive_.on_activity(received_at_);
+    const auto it = pending_.find(response.id);
+    if (it == pending_.end())
+        return;  // the call timed out or was cancelled meanwhile
+    const std::shared_ptr<CallOp> op = std::move(it->second);
+    pending_.erase(it);
+    stats_.pending_calls.store(pending_.size(), std::memory_order_relaxed);
+    if (size > config_.options.max_message_size) {
+        finish_call(*op, {}, Reply::error(Status::too_large, "response exceeds max_message_size"));
+        return;
+    }
+    finish_call(*op, {},
+                Reply{response.status, std::move(response.body), std::move(response.metadata)});
+}
+
+void SessionImpl::on_goaway(const protocol::GoAway& goaway) {
+    peer_goaway_last_ = peer_goaway_last_ ? std::min(*peer_goaway_last_, goaway.last_request_id)
+                                          : goaway.last_request_id;
+    mark_not_open();
+    config_.logger.info("{}: {} sent goaway (last request {})", config_.side,
+                        peer_->fingerprint.short_hex(), goaway.last_request_id);
+    // Calls above the peer's last id will not be handled (protocol.md §6.2).
+    std::vector<std::shared_ptr<CallOp>> refused;
+    for (auto it = pending_.begin(); it != pending_.end();) {
+        if (it->first > *peer_goaway_last_) {
+            refused.push_back(std::move(it->second));
+            it = pending_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    stats_.pending_calls.store(pending_.size(), std::memory_order_relaxed);
+    // Out of the space queue first, all of them: finishing one could otherwise grant space to
+    // another refused call, whose request would then still go out.
+    send_queue_.withdraw_if([&](const SpaceWaiter* waiter) {
+        return std::any_of(refused.begin(), refused.end(),
+                           [&](const auto& op) { return op.get() == waiter; });
+    });
+    for (const auto& op : refused) {
+        finish_call(*op, {},
+                    Reply::error(Status::shutting_down,
+                                 "the peer is shutting down; the call was not handled"));
+    }
+    release(0, 0);  // what they held up at the head of the queue may go now
+}
+
+void SessionImpl::fail_pending(std::error_code reason) {
+    // Completing a call may end the drain, which fails what is pending again: work on a copy.
+    std::vector<std::pair<std::uint64_t, std::shared_ptr<CallOp>>> calls(
+        std::make_move_iterator(pending_.begin()), std::make_move_iterator(pending_.end()));
+    pending_.clear();
+    stats_.pending_calls.store(0, std::memory_order_relaxed);
+    for (auto& [id, op] : calls) {
+        if (peer_goaway_last_ && id > *peer_goaway_last_) {
+            // Above the peer's goaway: certainly not handled, safe to retry elsewhere.
+            finish_call(*op, {},
+                        Reply::error(Status::shutting_down,
+                                     "the peer is shutting down; the call was not handled"));
+        } else {
+            finish_call(*op, reason, std::nullopt);
+        }
+    }
+}
+
+}  // namespace sdmp::detail

@@ -1,0 +1,218 @@
+// The session's receiving side: the read loop, and each envelope of an opened record
+// dispatched one at a time (protocol.md §5, §6).
+#include <algorithm>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "detail/session_support.hpp"
+#include "sdmp/error.hpp"
+
+namespace sdmp::detail {
+
+namespace {
+
+constexpr std::size_t k_min_read = std::size_t{16} << 10;
+constexpr std::size_t k_max_read = std::size_t{1} << 20;
+// Envelopes of one record dispatched before the reader yields the strand: a record of millions
+// of tiny envelopes must not hold up the other sessions of this thread (protocol.md §6.2).
+constexpr std::size_t k_dispatch_slice = 512;
+constexpr std::string_view k_unknown_method_metric = "<unknown>";
+// A received timeout above this is treated as this (keeps time_point arithmetic in range).
+constexpr std::uint64_t k_max_timeout_ms = std::uint64_t{366} * 24 * 3600 * 1000;
+
+}  // namespace
+
+asio::awaitable<boost::system::error_code> SessionImpl::read_loop() {
+    ByteView payload;  // in the opener's buffer, until the next record is opened
+    for (;;) {
+        // Every complete record buffered is handled before the next read.
+        for (;;) {
+            std::error_code ec = opener_.next_view(payload);
+            if (ec == errc::need_more_data)
+                break;
+            // protocol.md §5.6: any record or decode error closes the connection, no `nope`;
+            // §6.6: so does a record after the peer's `end`.
+            if (!ec && peer_ended_)
+                ec = errc::malformed;
+            if (ec)
+                co_return boost::system::error_code(ec);
+            config_.metrics->bytes_received(0, 1);
+            ec = co_await dispatch_payload(payload);
+            if (ec)
+                co_return boost::system::error_code(ec);
+            if (aborted_)
+                co_return boost::system::error_code(close_reason_);
+        }
+        const std::size_t want = std::clamp(opener_.bytes_wanted(), k_min_read, k_max_read);
+        const MutableByteView space = opener_.prepare(want);
+        auto [ec, n] =
+            co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), use_tuple);
+        if (ec)
+            co_return ec;
+        opener_.commit(n);
+        received_at_ = SteadyClock::now();
+        keepalive_.on_receive(received_at_);
+        config_.metrics->bytes_received(n, 0);
+    }
+}
+
+// protocol.md §5.1, §6: the framed envelopes of one payload, decoded and dispatched one at a
+// time, so that a 16 MiB payload of 3-byte envelopes never becomes millions of messages held
+// at once; every k_dispatch_slice envelopes the reader yields the strand. The payload view
+// stays valid meanwhile: only this loop touches the opener. Pings of the record are answered
+// by one pong at its end (coalesced, §6.5).
+asio::awaitable<std::error_code> SessionImpl::dispatch_payload(ByteView payload) {
+    if (payload.empty())
+        co_return errc::malformed;
+    std::size_t pos = 0;
+    std::size_t count = 0;
+    protocol::Message message;
+    while (pos < payload.size()) {
+        std::size_t size = 0;
+        if (const auto ec =
+                protocol::decode_next_message(payload, pos, message, size, decode_limits_))
+            co_return ec;
+        if (peer_ended_)
+            co_return errc::malformed;  // an envelope after `end`
+        {
+            const ProducerScope scope(*this, pos < payload.size());
+            dispatch(std::move(message), size);
+            flush();
+        }
+        ++count;
+        if (aborted_)
+            break;
+        if (count % k_dispatch_slice == 0 && pos < payload.size()) {
+            start_workers();
+            co_await asio::post(strand_, asio::use_awaitable);
+            if (aborted_)
+                break;
+        }
+    }
+    config_.metrics->messages_received(count);
+    if (pong_due_ && !aborted_) {
+        send_control(protocol::Pong{*pong_due_});
+        pong_due_.reset();
+        flush();
+    }
+    // Requests of this record already queued need a worker even when the session aborted
+    // meanwhile (they end cancelled), or run() would wait for them forever.
+    start_workers();
+    co_return std::error_code{};
+}
+
+void SessionImpl::dispatch(protocol::Message&& message, std::size_t size) {
+    std::visit(Overloaded{
+                   [&](protocol::Request& m) { on_request(std::move(m), size); },
+                   [&](protocol::Response& m) { on_response(std::move(m), size); },
+                   [&](protocol::Notification& m) {
+                       if (size > config_.options.max_message_size) {
+                           config_.metrics->notification_dropped();
+                           return;
+                       }
+                       on_notification(std::move(m));
+                   },
+                   [&](protocol::Cancel& m) { on_cancel(m.id); },
+                   [&](protocol::Ping& m) { pong_due_ = m.opaque; },
+                   [&](protocol::Pong&) {},
+                   [&](protocol::GoAway& m) { on_goaway(m); },
+                   [&](protocol::End&) { on_end(); },
+               },
+               message);
+}
+
+void SessionImpl::answer_now(std::uint64_t id, Status status, std::string_view message,
+                             std::string_view metric_method) {
+    send_control(protocol::Response{id, status, {}, bytes_of(message)});
+    config_.metrics->request_served(metric_method, status, std::chrono::nanoseconds{0});
+}
+
+void SessionImpl::on_request(protocol::Request&& request, std::size_t size) {
+    keepalive_.on_activity(received_at_);
+    highest_peer_request_ = std::max(highest_peer_request_, request.id);
+    // protocol.md §6.2: the reserved entry is the protocol's, not the handler's.
+    const bool no_compress = protocol::asks_no_compress(request.metadata);
+    std::erase_if(request.metadata, [](const auto& entry) {
+        return entry.first == protocol::k_metadata_no_compress;
+    });
+    if (requests_.contains(request.id)) {
+        // protocol.md §6.2: ids are unique among the caller's open calls.
+        config_.logger.warn("{}: {} reused request id {}; closing", config_.side,
+                            peer_->fingerprint.short_hex(), request.id);
+        do_abort(errc::malformed);
+        return;
+    }
+    const Handler* handler = config_.router ? config_.router->find(request.method) : nullptr;
+    const std::string_view metric =
+        handler != nullptr ? std::string_view(request.method) : k_unknown_method_metric;
+    if (state_ != State::open) {
+        answer_now(request.id, Status::shutting_down, "the server is shutting down", metric);
+        return;
+    }
+    if (size > config_.options.max_message_size) {
+        answer_now(request.id, Status::too_large, "request exceeds max_message_size", metric);
+        return;
+    }
+    if (handler == nullptr) {
+        answer_now(request.id, Status::unknown_method, "unknown method", metric);
+        return;
+    }
+    if (task_count_ >= config_.options.max_in_flight) {
+        answer_now(request.id, Status::overloaded, "too many requests in flight", metric);
+        return;
+    }
+    std::optional<SteadyClock::time_point> deadline;
+    if (request.timeout_ms > 0) {
+        // protocol.md §6.2: a relative budget, so the clocks need not agree.
+        deadline = received_at_ +
+                   std::chrono::milliseconds(std::min(request.timeout_ms, k_max_timeout_ms));
+    }
+    auto task =
+        make_task(request.id, std::move(request.method), std::move(request.metadata), deadline);
+    task->handler = handler;
+    task->no_compress = no_compress;
+    task->body = std::move(request.body);
+    start_deadline(task);
+    schedule(std::move(task));
+}
+
+void SessionImpl::on_notification(protocol::Notification&& notification) {
+    keepalive_.on_activity(received_at_);
+    config_.metrics->notification_received();
+    const NotificationHandler* handler =
+        config_.router ? config_.router->find_notification(notification.method) : nullptr;
+    // protocol.md §6.6: goaway stops requests, not notifications; what the peer sent before
+    // its `end` is handled, draining or not.
+    if (handler == nullptr || state_ == State::closed ||
+        task_count_ >= config_.options.max_in_flight) {
+        config_.metrics->notification_dropped();
+        config_.logger.debug("{}: notification '{}' dropped", config_.side, notification.method);
+        return;
+    }
+    auto task = make_task(0, std::move(notification.method), std::move(notification.metadata),
+                          std::nullopt);
+    task->notification_handler = handler;
+    task->body = std::move(notification.body);
+    schedule(std::move(task));
+}
+
+void SessionImpl::on_cancel(std::uint64_t id) {
+    const auto it = requests_.find(id);
+    if (it != requests_.end())
+        cancel_task(*it->second, Status::cancelled);
+}
+
+void SessionImpl::on_end() {
+    // protocol.md §6.6: the peer sends nothing more; it had no call of ours left to answer
+    // (any still pending never will be). We finish what it sent, then send our own `end`.
+    peer_ended_ = true;
+    mark_not_open();
+    config_.logger.debug("{}: {} sent end", config_.side, peer_->fingerprint.short_hex());
+    fail_waiters(errc::connection_closed);
+    fail_pending(errc::connection_closed);
+    begin_drain(config_.options.drain_timeout);
+    maybe_finish_drain();
+}
+
+}  // namespace sdmp::detail
