@@ -564,7 +564,7 @@ asio::awaitable<void> Demo::refuse_mallory() {
         outcome = e.code();
     }
     refused_ms_ = ms_since(start);
-    if (outcome != errc::refused_by_peer)
+    if (outcome != framework_errc::refused_by_peer)
         throw DemoFailure(fmt::format("node-a did not refuse mallory with `nope` ({})",
                                       outcome ? outcome.message() : "it accepted the session"));
     fmt::print(
@@ -576,7 +576,7 @@ asio::awaitable<void> Demo::refuse_mallory() {
         "node-a.trust\n",
         protocol::k_nope.size());
     fmt::print("  mallory's connect() failed: refused_by_peer, \"{}\"\n",
-               std::error_code(errc::refused_by_peer).message());
+               std::error_code(framework_errc::refused_by_peer).message());
 
     // The cause is only in node-a's own log and metrics; it wrote them as it closed.
     asio::steady_timer timer(executor, k_step_timeout);

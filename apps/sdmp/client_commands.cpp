@@ -71,7 +71,7 @@ double ms(Clock::duration d) {
 int report_failure(std::string_view command, const PeerAddress& peer,
                    const boost::system::system_error& e) {
     const std::error_code ec = e.code();
-    if (ec == errc::refused_by_peer)
+    if (ec == framework_errc::refused_by_peer)
         return fail(command,
                     fmt::format("{} refused the connection (nope): it does not trust this "
                                 "node's key, or did not accept the handshake",
@@ -82,7 +82,7 @@ int report_failure(std::string_view command, const PeerAddress& peer,
                     fmt::format("{} failed authentication: it did not prove it is {}",
                                 peer.describe(), peer.fingerprint.hex()),
                     exit_code::refused);
-    if (ec == errc::handshake_timeout)
+    if (ec == framework_errc::handshake_timeout)
         return fail(command, fmt::format("{}: the handshake timed out", peer.describe()),
                     exit_code::network);
     if (ec == errc::unknown_peer)
@@ -91,7 +91,7 @@ int report_failure(std::string_view command, const PeerAddress& peer,
     if (ec == errc::limit_exceeded)
         return fail(command, "the request is larger than the maximum message size",
                     exit_code::usage);
-    if (ec == errc::connection_closed)
+    if (ec == framework_errc::connection_closed)
         return fail(command,
                     fmt::format("the connection to {} closed before the answer", peer.describe()),
                     exit_code::network);

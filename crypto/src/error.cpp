@@ -48,18 +48,6 @@ class SdmpCategory final : public std::error_category {
                 return "nonce counter exhausted";
             case errc::handshake_rejected:
                 return "handshake rejected";
-            case errc::refused_by_peer:
-                return "connection refused by peer";
-            case errc::handshake_timeout:
-                return "handshake timed out";
-            case errc::connection_closed:
-                return "connection closed";
-            case errc::session_shutting_down:
-                return "session is shutting down";
-            case errc::queue_full:
-                return "queue full";
-            case errc::connection_lost:
-                return "the connection was cut (it ended without the peer's end message)";
         }
         return "unknown sdmp error " + std::to_string(value);
     }

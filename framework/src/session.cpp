@@ -133,7 +133,7 @@ asio::awaitable<void> SessionImpl::run() {
         if (error) {
             self->config_.logger.error("{}: writer failed: {}", self->config_.side,
                                        describe(error));
-            self->do_abort(errc::connection_closed);
+            self->do_abort(framework_errc::connection_closed);
         }
         self->writer_done_ = true;
         self->writer_done_wake_.try_send(boost::system::error_code{});
@@ -162,15 +162,16 @@ asio::awaitable<void> SessionImpl::run() {
             // The stream ended without the peer's `end`, or inside a record: the connection was
             // cut, whatever came before, and is closed as after any error (protocol.md §5.6,
             // §6.6): nothing more is sent.
-            do_abort(errc::connection_lost);
+            do_abort(framework_errc::connection_lost);
         } else if (state_ == State::closing) {
             // We had finished; the peer's end did not come within the linger (we closed the
             // socket) or came as a reset. Either way nothing was lost.
         } else {
-            do_abort(read_error ? to_std(read_error) : std::error_code(errc::connection_closed));
+            do_abort(read_error ? to_std(read_error)
+                                : std::error_code(framework_errc::connection_closed));
         }
     }
-    if (close_reason_ && close_reason_ != errc::connection_closed) {
+    if (close_reason_ && close_reason_ != framework_errc::connection_closed) {
         config_.logger.warn("{}: session with {} ends: {}", config_.side,
                             peer_->fingerprint.short_hex(), close_reason_.message());
     }
@@ -193,8 +194,9 @@ asio::awaitable<void> SessionImpl::run() {
     socket_.close(ignored);
     state_ = State::closed;
     mark_not_open();
-    fail_pending(close_reason_ ? close_reason_ : std::error_code(errc::connection_closed));
-    fail_waiters(errc::connection_closed);
+    fail_pending(close_reason_ ? close_reason_
+                               : std::error_code(framework_errc::connection_closed));
+    fail_waiters(framework_errc::connection_closed);
     {
         const std::lock_guard lock(close_reason_mutex_);
         published_close_reason_ = close_reason_;
@@ -235,8 +237,8 @@ void SessionImpl::begin_drain(std::chrono::milliseconds drain) {
         // Answers and calls still waiting for queue space (a peer that does not read) give up
         // first: finishing a sent call frees no space, but withdrawing a waiter could grant the
         // next one, whose request would then go out although its caller was told it failed.
-        self->fail_waiters(errc::session_shutting_down);
-        self->fail_pending(errc::session_shutting_down);
+        self->fail_waiters(framework_errc::session_shutting_down);
+        self->fail_pending(framework_errc::session_shutting_down);
         self->maybe_finish_drain();
     });
     maybe_finish_drain();
@@ -253,8 +255,8 @@ void SessionImpl::begin_closing() {
     state_ = State::closing;
     mark_not_open();
     drain_timer_.cancel();
-    fail_waiters(errc::connection_closed);  // first, as in begin_drain's deadline
-    fail_pending(errc::connection_closed);
+    fail_waiters(framework_errc::connection_closed);  // first, as in begin_drain's deadline
+    fail_pending(framework_errc::connection_closed);
     writer_finish_ = true;
     flush_later();
     // Bounds the flush of what is queued; restarted for the peer's end once the writer is done.
@@ -276,7 +278,7 @@ void SessionImpl::do_abort(std::error_code reason) {
         return;
     aborted_ = true;
     if (!close_reason_)
-        close_reason_ = reason ? reason : std::error_code(errc::connection_closed);
+        close_reason_ = reason ? reason : std::error_code(framework_errc::connection_closed);
     state_ = State::closing;
     mark_not_open();
     cancel_all_tasks(Status::cancelled);
@@ -398,7 +400,7 @@ void Session::close(std::chrono::milliseconds drain) const {
 
 void Session::abort() const {
     if (impl_)
-        impl_->abort(errc::connection_closed);
+        impl_->abort(framework_errc::connection_closed);
 }
 
 boost::asio::awaitable<std::error_code> Session::wait_closed() const {

@@ -164,8 +164,9 @@ void SessionImpl::start_call(const std::shared_ptr<CallOp>& op) {
         return;
     }
     if (state_ == State::closing || state_ == State::closed) {
-        finish_call(*op, close_reason_ ? close_reason_ : std::error_code(errc::connection_closed),
-                    std::nullopt);
+        finish_call(
+            *op, close_reason_ ? close_reason_ : std::error_code(framework_errc::connection_closed),
+            std::nullopt);
         return;
     }
     if (peer_goaway_last_ || peer_ended_) {
@@ -308,8 +309,9 @@ asio::awaitable<void> SessionImpl::notify(std::shared_ptr<SessionImpl> self, std
 asio::awaitable<void> SessionImpl::notify_on_strand(std::string method, Bytes body,
                                                     CallOptions options) {
     if (state_ == State::closing || state_ == State::closed || peer_ended_) {
-        throw_error(close_reason_ ? close_reason_ : std::error_code(errc::connection_closed),
-                    "notify '" + method + "'");
+        throw_error(
+            close_reason_ ? close_reason_ : std::error_code(framework_errc::connection_closed),
+            "notify '" + method + "'");
     }
     protocol::Message notification{
         std::in_place_type<protocol::Notification>,

@@ -209,8 +209,8 @@ void SessionImpl::on_end() {
     peer_ended_ = true;
     mark_not_open();
     config_.logger.debug("{}: {} sent end", config_.side, peer_->fingerprint.short_hex());
-    fail_waiters(errc::connection_closed);
-    fail_pending(errc::connection_closed);
+    fail_waiters(framework_errc::connection_closed);
+    fail_pending(framework_errc::connection_closed);
     begin_drain(config_.options.drain_timeout);
     maybe_finish_drain();
 }

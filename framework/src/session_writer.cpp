@@ -59,7 +59,7 @@ void SessionImpl::wait_for_space(SpaceWaiter& waiter, std::size_t size) {
 
 asio::awaitable<std::error_code> SessionImpl::reserve(Waiter& waiter, std::size_t size) {
     if (state_ == State::closing || state_ == State::closed) {
-        co_return std::error_code(errc::connection_closed);
+        co_return std::error_code(framework_errc::connection_closed);
     }
     if (try_reserve(size))
         co_return std::error_code{};
@@ -110,7 +110,7 @@ void SessionImpl::send_control(protocol::Message message) {
         // The peer keeps sending requests or pings while not reading our answers.
         config_.logger.warn("{}: {} does not read its answers; closing", config_.side,
                             peer_->fingerprint.short_hex());
-        do_abort(errc::queue_full);
+        do_abort(framework_errc::queue_full);
         return;
     }
     if (const auto ec = enqueue(message, size, false, true)) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "sdmp/error.hpp"
+#include "sdmp/framework/error.hpp"
 
 namespace sdmp::detail {
 
@@ -150,13 +151,15 @@ asio::awaitable<Exchanged> exchange(tcp::socket& socket, protocol::HandshakeStat
 std::error_code error_for(protocol::HandshakeError reason, bool refused_locally) {
     switch (reason) {
         case protocol::HandshakeError::refused_by_peer:
-            return errc::refused_by_peer;
+            return framework_errc::refused_by_peer;
         case protocol::HandshakeError::timeout:
-            return errc::handshake_timeout;
+            return framework_errc::handshake_timeout;
         case protocol::HandshakeError::truncated:
-            return errc::connection_closed;
+            return framework_errc::connection_closed;
         default:
-            return refused_locally ? errc::handshake_rejected : errc::connection_closed;
+            if (refused_locally)
+                return errc::handshake_rejected;
+            return framework_errc::connection_closed;
     }
 }
 

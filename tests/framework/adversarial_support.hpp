@@ -253,8 +253,9 @@ class WatchSink : public sdmp::LogSink {
 
 // The server's log line when a session ends because of `code` (protocol.md §5.6: close
 // without `nope`).
-inline std::string ends_because(sdmp::errc code) {
-    return "ends: " + sdmp::make_error_code(code).message();
+template <typename Code>
+std::string ends_because(Code code) {
+    return "ends: " + std::error_code(code).message();
 }
 
 inline bool ended(const ReadResult& result) {

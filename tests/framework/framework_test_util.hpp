@@ -257,7 +257,8 @@ inline const sdmp::Bytes& nope_bytes() {
     return nope;
 }
 
-inline bool has_code(const boost::system::system_error& e, sdmp::errc code) {
+template <typename Code>
+bool has_code(const boost::system::system_error& e, Code code) {
     return e.code() == std::error_code(code);
 }
 

@@ -267,7 +267,7 @@ TEST_CASE("a graceful end is goaway then end both ways, an end of stream without
         peer.socket().shutdown(tcp::socket::shutdown_send);  // no `end` envelope
         const ReadResult result = read_to_eof(peer.socket());
         CHECK(result.bytes.empty());  // an error close sends nothing more (§5.6)
-        CHECK(sink->wait_for(ends_because(sdmp::errc::connection_lost)) == 1);
+        CHECK(sink->wait_for(ends_because(sdmp::framework_errc::connection_lost)) == 1);
     }
     SECTION("a stream that ends inside a record is reported as cut, even after a request") {
         RawPeer peer = RawPeer::connect(io, server.endpoint());
@@ -275,7 +275,7 @@ TEST_CASE("a graceful end is goaway then end both ways, an end of stream without
         peer.send(sdmp::Bytes(record.begin(), record.begin() + 10));
         peer.socket().shutdown(tcp::socket::shutdown_send);
         read_to_eof(peer.socket());
-        CHECK(sink->wait_for(ends_because(sdmp::errc::connection_lost)) == 1);
+        CHECK(sink->wait_for(ends_because(sdmp::framework_errc::connection_lost)) == 1);
     }
     SECTION("the server's shutdown: goaway, end, and it waits for ours") {
         RawPeer peer = RawPeer::connect(io, server.endpoint());
@@ -362,7 +362,7 @@ TEST_CASE("sessions per peer are capped at the handshake with nope",
         try {
             co_await connect_client(server);
         } catch (const boost::system::system_error& e) {
-            refused_third = has_code(e, sdmp::errc::refused_by_peer);
+            refused_third = has_code(e, sdmp::framework_errc::refused_by_peer);
         }
         CHECK(refused_third);
         // A closed session gives its place back.
@@ -375,7 +375,7 @@ TEST_CASE("sessions per peer are capped at the handshake with nope",
                 break;
             } catch (const boost::system::system_error& e) {
                 // The server may not have seen the end of the closed session yet.
-                REQUIRE(has_code(e, sdmp::errc::refused_by_peer));
+                REQUIRE(has_code(e, sdmp::framework_errc::refused_by_peer));
             }
         }
         CHECK(sessions.size() == 2);

@@ -490,7 +490,7 @@ TEST_CASE("an idle session is closed gracefully", "[framework][loopback][idle]")
         try {
             co_await session.call("echo", sdmp::bytes_of("y"));
         } catch (const boost::system::system_error& e) {
-            closed = has_code(e, sdmp::errc::connection_closed);
+            closed = has_code(e, sdmp::framework_errc::connection_closed);
         }
         CHECK(closed);
     }());

@@ -134,7 +134,7 @@ TEST_CASE("a handshake that does not complete in time is refused with nope",
     CHECK(server.server().metrics().handshakes_refused.at("timeout") == 1);
 }
 
-TEST_CASE("an initiator the server refuses gets errc::refused_by_peer",
+TEST_CASE("an initiator the server refuses gets framework_errc::refused_by_peer",
           "[framework][loopback][nope]") {
     TestServer server(echo_router());
     asio::io_context io;
@@ -148,7 +148,7 @@ TEST_CASE("an initiator the server refuses gets errc::refused_by_peer",
                                    keys().server.fingerprint(), keys().stranger,
                                    keys().stranger_trust, options);
         } catch (const boost::system::system_error& e) {
-            refused = has_code(e, sdmp::errc::refused_by_peer);
+            refused = has_code(e, sdmp::framework_errc::refused_by_peer);
         }
     }());
     CHECK(refused);
@@ -225,7 +225,7 @@ TEST_CASE("the server refuses connections over max_sessions with nope", "[framew
         try {
             co_await connect_client(server);
         } catch (const boost::system::system_error& e) {
-            second_refused = has_code(e, sdmp::errc::refused_by_peer);
+            second_refused = has_code(e, sdmp::framework_errc::refused_by_peer);
         }
         co_await expect_echo(first, "first still works");
     }());
@@ -245,7 +245,7 @@ TEST_CASE("the server refuses handshakes over max_handshakes with nope", "[frame
         try {
             co_await connect_client(server);
         } catch (const boost::system::system_error& e) {
-            refused = has_code(e, sdmp::errc::refused_by_peer);
+            refused = has_code(e, sdmp::framework_errc::refused_by_peer);
         }
     }());
     CHECK(refused);

@@ -162,3 +162,16 @@ TEST_CASE("logger filters by level and writes through its sink", "[framework][lo
     CHECK(sink->lines == std::vector<std::string>{"shown 2", "also shown"});
     CHECK_FALSE(sdmp::Logger::null().enabled(sdmp::LogLevel::error));
 }
+
+TEST_CASE("framework errors have their own category and describe every code",
+          "[framework][error]") {
+    const std::error_code lost = sdmp::framework_errc::connection_lost;
+    CHECK(std::string(lost.category().name()) == "sdmp.framework");
+    CHECK(lost.message().find("end message") != std::string::npos);
+    CHECK(std::error_code(sdmp::framework_errc::queue_full).message() == "queue full");
+    CHECK(std::error_code(static_cast<sdmp::framework_errc>(999)).message().find("999") !=
+          std::string::npos);
+    // Not the lower layers' codes with the same value.
+    CHECK(lost != std::error_code(static_cast<sdmp::errc>(45)));
+    CHECK(lost == sdmp::framework_errc::connection_lost);
+}

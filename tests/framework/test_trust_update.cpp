@@ -93,7 +93,7 @@ TEST_CASE("update_trust closes removed peers' sessions, keeps the others and adm
         try {
             co_await connect_as(server, peers.carol);
         } catch (const boost::system::system_error& e) {
-            carol_refused_before = has_code(e, sdmp::errc::refused_by_peer);
+            carol_refused_before = has_code(e, sdmp::framework_errc::refused_by_peer);
         }
         const sdmp::Session alice = co_await connect_as(server, peers.alice);
         const sdmp::Session bob = co_await connect_as(server, peers.bob);
@@ -115,7 +115,7 @@ TEST_CASE("update_trust closes removed peers' sessions, keeps the others and adm
             co_await bob.call("echo", sdmp::bytes_of("gone"));
         } catch (const boost::system::system_error& e) {
             // The server aborted it: the stream ended without `end` (protocol.md §6.6).
-            closed = has_code(e, sdmp::errc::connection_lost);
+            closed = has_code(e, sdmp::framework_errc::connection_lost);
         }
         CHECK(closed);
 
@@ -131,7 +131,7 @@ TEST_CASE("update_trust closes removed peers' sessions, keeps the others and adm
         try {
             co_await connect_as(server, peers.bob);
         } catch (const boost::system::system_error& e) {
-            bob_refused = has_code(e, sdmp::errc::refused_by_peer);
+            bob_refused = has_code(e, sdmp::framework_errc::refused_by_peer);
         }
         const bool alice_echoed_still = co_await echoes(alice, "alice still");
         CHECK(alice_echoed_still);
@@ -241,7 +241,7 @@ TEST_CASE("close() ends a reconnecting client's backoff at once",
     CHECK(aborted);
     CHECK(client.connects() == 0);
     // The log names the cause by its message, without Boost's source locations.
-    CHECK(sink->line.find(sdmp::make_error_code(sdmp::errc::refused_by_peer).message()) !=
+    CHECK(sink->line.find(sdmp::make_error_code(sdmp::framework_errc::refused_by_peer).message()) !=
           std::string::npos);
     CHECK(sink->line.find(".hpp") == std::string::npos);
     CHECK(sink->line.find(" at ") == std::string::npos);

@@ -1,4 +1,6 @@
-// The sdmp error category, shared by every layer (it lives in the lowest library).
+// The sdmp error category of the crypto and protocol layers (it lives in the lowest library).
+// The framework's own codes (connections, sessions) are sdmp::framework_errc
+// (sdmp/framework/error.hpp).
 #pragma once
 
 #include <string>
@@ -28,13 +30,6 @@ enum class errc {
     decompression_failed = 24,
     counter_exhausted = 25,   // a nonce counter would wrap; the connection must close
     handshake_rejected = 26,  // this side refused the peer's connection message
-    // framework
-    refused_by_peer = 40,  // the peer answered our connection message with `nope`
-    handshake_timeout = 41,
-    connection_closed = 42,
-    session_shutting_down = 43,
-    queue_full = 44,
-    connection_lost = 45,  // the stream ended without the peer's `end` (protocol.md §6.2)
 };
 
 const std::error_category& sdmp_category() noexcept;

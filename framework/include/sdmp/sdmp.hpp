@@ -11,6 +11,7 @@
 #include "sdmp/framework/codec.hpp"
 #include "sdmp/framework/context.hpp"
 #include "sdmp/framework/endpoint.hpp"
+#include "sdmp/framework/error.hpp"
 #include "sdmp/framework/log.hpp"
 #include "sdmp/framework/metrics.hpp"
 #include "sdmp/framework/options.hpp"

@@ -18,6 +18,7 @@
 
 #include "sdmp/crypto/identity.hpp"
 #include "sdmp/crypto/trust_store.hpp"
+#include "sdmp/framework/error.hpp"
 #include "sdmp/framework/options.hpp"
 #include "sdmp/framework/session.hpp"
 
@@ -26,10 +27,10 @@ namespace sdmp {
 // Connects to `endpoint` ("host:port" / "[v6]:port") and authenticates the server, which must
 // be `peer` and in `trust`. `identity` and `trust` are copied. The session runs on its own
 // strand of `executor`; it closes gracefully when the last Session handle is dropped.
-// Throws boost::system::system_error: errc::refused_by_peer (the server answered `nope`),
+// Throws boost::system::system_error: framework_errc::refused_by_peer (the server answered `nope`),
 // errc::handshake_rejected (we refused the server's message: wrong or unknown key, bad
-// signature, ...), errc::handshake_timeout, errc::unknown_peer (`peer` not in `trust`), or the
-// socket/resolver error; std::invalid_argument for a malformed endpoint.
+// signature, ...), framework_errc::handshake_timeout, errc::unknown_peer (`peer` not in `trust`),
+// or the socket/resolver error; std::invalid_argument for a malformed endpoint.
 boost::asio::awaitable<Session> connect(boost::asio::any_io_executor executor, std::string endpoint,
                                         crypto::Fingerprint peer, crypto::Identity identity,
                                         crypto::TrustStore trust, ClientOptions options);

@@ -19,6 +19,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "sdmp/framework/context.hpp"
+#include "sdmp/framework/error.hpp"
 #include "sdmp/framework/options.hpp"
 #include "sdmp/framework/reply.hpp"
 
@@ -50,7 +51,7 @@ class Session {
     // was cancelled through its cancellation slot; a cancel is sent), shutting_down (the peer
     // sent goaway and will not handle this call). Throws system_error with errc::limit_exceeded
     // when the request is larger than max_message_size (nothing is sent), and with
-    // errc::connection_closed when the session is or becomes closed before an answer.
+    // framework_errc::connection_closed when the session is or becomes closed before an answer.
     // May be awaited from any executor; the work runs on the session's strand.
     boost::asio::awaitable<Reply> call(std::string method, Bytes body, CallOptions options) const;
     // With default options. Overloads, not defaulted arguments: GCC 12 destroys a defaulted
