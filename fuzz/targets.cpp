@@ -1,22 +1,30 @@
 // Fuzz-target bodies and their seed generators (see targets.hpp for each target's input layout
 // and invariants). Written from docs/protocol.md against the public headers of protocol/ and
-// crypto/ only, so a disagreement between the spec and the implementation shows up as a crash.
+// crypto/, so a disagreement between the spec and the implementation shows up as a crash; the
+// session_core target also uses the framework's Asio-free internals (framework/src/detail).
 #include "targets.hpp"
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <initializer_list>
+#include <memory>
 #include <string>
 #include <utility>
 #include <variant>
 
+#include "detail/compression_chooser.hpp"
+#include "detail/keepalive_clock.hpp"
+#include "detail/send_queue.hpp"
 #include "sdmp/crypto/crypto_provider.hpp"
 #include "sdmp/crypto/identity.hpp"
 #include "sdmp/crypto/suite.hpp"
 #include "sdmp/crypto/trust_store.hpp"
 #include "sdmp/error.hpp"
+#include "sdmp/framework/options.hpp"
 #include "sdmp/protocol/handshake.hpp"
 #include "sdmp/protocol/key_schedule.hpp"
 #include "sdmp/protocol/message.hpp"
@@ -298,27 +306,31 @@ bool documented_record_error(std::error_code ec) {
            ec == errc::counter_exhausted || ec == errc::malformed;
 }
 
-struct OpenResult {
+struct OpenedStream {
     std::vector<Bytes> payloads;
-    std::error_code end = errc::need_more_data;  // or the fatal error that ended the stream
+    // need_more when the stream ended between or inside records, else the fatal error.
+    protocol::OpenResult end = protocol::OpenResult::need_more_bytes();
 };
 
 // Pulls every complete record (protocol.md §5.3).
-void drain(protocol::RecordOpener& opener, const RecordSetup& setup, OpenResult& r) {
+void drain(protocol::RecordOpener& opener, const RecordSetup& setup, OpenedStream& r) {
     const protocol::RecordLimits& limits = setup.limits;
     for (;;) {
         require(opener.bytes_wanted() >= 1, "bytes_wanted() must be at least 1");
         Bytes payload;
-        std::error_code ec;
+        protocol::OpenResult result;
         if (setup.use_view) {
             ByteView view;
-            ec = opener.next_view(view);
-            require(!ec || view.empty(), "next_view() gave a payload with an error");
+            result = opener.next_view(view);
+            require(result.opened() || view.empty(), "next_view() gave a payload without a record");
             payload.assign(view.begin(), view.end());
         } else {
-            ec = opener.next(payload);
+            result = opener.next(payload);
         }
-        if (!ec) {
+        // record_opener.hpp: needing more bytes is a status, so an error always means failed.
+        require(result.failed() == static_cast<bool>(result.error),
+                "an OpenResult carries an error without failing, or fails without one");
+        if (result.opened()) {
             require(!payload.empty(), "opened an empty payload (protocol.md §5.1)");
             require(payload.size() <= limits.max_payload_size, "payload above max_payload_size");
             r.payloads.push_back(std::move(payload));
@@ -328,12 +340,13 @@ void drain(protocol::RecordOpener& opener, const RecordSetup& setup, OpenResult&
                     "key generation does not follow records_per_key");
             continue;
         }
-        r.end = ec;
-        if (ec == errc::need_more_data)
+        r.end = result;
+        if (result.need_more())
             return;
-        require(documented_record_error(ec), "RecordOpener returned an undocumented error");
+        require(documented_record_error(result.error),
+                "RecordOpener returned an undocumented error");
         Bytes again;
-        require(opener.next(again) == ec, "a fatal record error is not sticky");
+        require(opener.next(again) == result, "a fatal record error is not sticky");
         return;
     }
 }
@@ -350,15 +363,15 @@ void put(protocol::RecordOpener& opener, const RecordSetup& setup, ByteView chun
     opener.commit(chunk.size());
 }
 
-OpenResult open_chunks(const RecordSetup& setup, const SecretBytes& key,
-                       std::span<const ByteView> chunks) {
+OpenedStream open_chunks(const RecordSetup& setup, const SecretBytes& key,
+                         std::span<const ByteView> chunks) {
     protocol::RecordOpener opener(provider(), setup.aead, key, setup.limits);
-    OpenResult r;
+    OpenedStream r;
     drain(opener, setup, r);
     for (std::size_t i = 0; i < chunks.size(); ++i) {
         put(opener, setup, chunks[i]);
         drain(opener, setup, r);
-        if (r.end == errc::need_more_data)
+        if (r.end.need_more())
             continue;
         // protocol.md §5.6: after a fatal error nothing more is interpreted.
         if (i + 1 < chunks.size()) {
@@ -371,7 +384,7 @@ OpenResult open_chunks(const RecordSetup& setup, const SecretBytes& key,
     return r;
 }
 
-OpenResult open_stream(const Stream& s) {
+OpenedStream open_stream(const Stream& s) {
     const RecordSetup setup = record_setup(s.options);
     return open_chunks(setup, record_key(), s.chunks);
 }
@@ -600,7 +613,7 @@ void open_after_handshake(const protocol::Established& e, std::span<const ByteVi
     if (!e.leftover.empty())
         chunks.push_back(e.leftover);
     chunks.insert(chunks.end(), rest.begin(), rest.end());
-    const OpenResult r = open_chunks(setup, e.keys.receive_key, chunks);
+    const OpenedStream r = open_chunks(setup, e.keys.receive_key, chunks);
     for (const Bytes& payload : r.payloads)
         check_round_trip(payload, protocol::MessageLimits{});
 }
@@ -1037,6 +1050,838 @@ std::vector<Seed> message_decode_seeds() {
     };
 }
 
+// ------------------------------------------------------------------------------ session core
+
+// The Asio-free parts of a session (framework/src/detail): the send queue under its budgets,
+// the writer's compression choice and the keepalive clock, driven by an event program and
+// checked against a model of what the session relies on.
+namespace core {
+
+using detail::CompressionChooser;
+using detail::KeepaliveClock;
+using detail::LevelChoice;
+using detail::Segment;
+using detail::SendQueue;
+using detail::SpaceWaiter;
+
+// Event opcodes (the input byte modulo 16; k_end_of_events starts the decoder tail).
+enum Op : std::uint8_t {
+    op_reserve,        // [size]           try_reserve of raw bytes
+    op_unreserve,      // [index]          give an unused reservation back
+    op_send,           // [kind size fill] a data message: reserve and enqueue, or wait
+    op_consume,        // [index]          a granted waiter queues its message
+    op_withdraw,       // [index]          withdraw a waiter (cancelled call)
+    op_withdraw_some,  // [mask]           withdraw_if, then release(0, 0)
+    op_fail,           // []               fail_waiters (the session closes)
+    op_control,        // [kind arg]       try_reserve_control and enqueue a control message
+    op_pop,            // [flags]          the writer pops one segment and seals it
+    op_write_done,     // []               the writer's batch is written: release it
+    op_recycle,        // [capacity]       recycle a spare buffer
+    op_receive,        // [delta]          KeepaliveClock::on_receive
+    op_activity,       // [delta]          KeepaliveClock::on_activity
+    op_timer,          // [delta flags]    KeepaliveClock::on_timer
+    op_flush,          // []               release(0, 0)
+    op_drain,          // [flags]          the writer pops everything and writes it
+};
+constexpr std::uint8_t k_end_of_events = 0xff;
+
+// Send kinds: bits 0-1 request/response/notification/request; 2 no_compress; 3 queued from
+// inside on_space(); 4 malformed (id 0, encoding fails); 5-6 metadata entries; 7 a method
+// name over max_method_size (encoding fails).
+constexpr std::uint8_t k_send_no_compress = 0x04;
+constexpr std::uint8_t k_send_eager = 0x08;
+constexpr std::uint8_t k_send_malformed = 0x10;
+constexpr std::uint8_t k_send_long_method = 0x80;
+// Control kinds: kind % 6 ping/pong/cancel/goaway/end/error response; bit 7 malformed.
+constexpr std::uint8_t k_control_malformed = 0x80;
+// Writer flags: bit 0 the link is backlogged; bit 1 recycle the popped buffer.
+constexpr std::uint8_t k_pop_backlogged = 0x01;
+constexpr std::uint8_t k_pop_recycle = 0x02;
+// Timer flags: bit 0 the session is open; bit 1 calls are in flight.
+constexpr std::uint8_t k_timer_open = 0x01;
+constexpr std::uint8_t k_timer_busy = 0x02;
+
+constexpr std::size_t k_max_waiters = 256;  // waiters made by one input (bounds its memory)
+
+// The input in order; zeros once it is exhausted, so that every input is a whole program.
+class Cursor {
+  public:
+    explicit Cursor(ByteView in) : in_(in) {}
+    bool done() const noexcept { return pos_ >= in_.size(); }
+    std::uint8_t byte() noexcept { return done() ? 0 : in_[pos_++]; }
+    ByteView rest() noexcept {
+        const ByteView r = in_.subspan(std::min(pos_, in_.size()));
+        pos_ = in_.size();
+        return r;
+    }
+
+  private:
+    ByteView in_;
+    std::size_t pos_ = 0;
+};
+
+// Mostly small bodies, some of a few KiB, and a few past the 64 KiB from which the queue
+// gathers a body instead of copying it (send_queue.cpp, k_gather_min).
+std::size_t body_size(std::uint8_t s) {
+    if (s < 0x80)
+        return s;
+    if (s < 0xf0)
+        return std::size_t{s - 0x80u} * 64;
+    return (std::size_t{64} << 10) - 8 + std::size_t{s - 0xf0u} * 512;
+}
+
+// Odd fills are one repeated byte (compressible), even ones noise (incompressible).
+Bytes body_bytes(std::size_t n, std::uint8_t fill) {
+    Bytes b(n, fill);
+    if ((fill & 1) == 0) {
+        std::uint32_t x = 0x9e3779b9u * (fill + 1u);
+        for (auto& v : b) {
+            x = x * 1664525u + 1013904223u;
+            v = static_cast<std::uint8_t>(x >> 24);
+        }
+    }
+    return b;
+}
+
+std::chrono::milliseconds delta_ms(std::uint8_t d) {
+    return std::chrono::milliseconds(d < 0xc0 ? d : (d - 0xc0) * 64);
+}
+
+// Config: byte 0 bits 0-2 data budget 64 << n, bits 3-4 max_record_payload 64 << 2n, bit 5
+// max_message_size 1 KiB (else the protocol's), bit 6 compress_across_messages; byte 1 bits 0-2
+// control allowance 32 << n, bits 3-4 the CompressionPolicy, bits 5-7 the level; byte 2 bits
+// 0-3 keepalive interval in 16 ms, bits 4-7 idle timeout in 32 ms; byte 3 compress_threshold in
+// 32-byte steps.
+struct Config {
+    SendQueue::Limits limits;
+    SessionOptions options;
+};
+
+Config read_config(Cursor& c) {
+    const std::uint8_t a = c.byte();
+    const std::uint8_t b = c.byte();
+    const std::uint8_t k = c.byte();
+    const std::uint8_t t = c.byte();
+    Config cfg;
+    cfg.limits.data_bytes = std::size_t{64} << (a & 0x07u);
+    cfg.limits.max_record_payload = std::size_t{64} << (2 * ((a >> 3) & 0x03u));
+    if ((a & 0x20u) != 0)
+        cfg.limits.encode.max_message_size = 1024;
+    cfg.options.compress_across_messages = (a & 0x40u) != 0;
+    cfg.limits.control_bytes = std::size_t{32} << (b & 0x07u);
+    static constexpr std::array<CompressionPolicy, 4> k_policies = {
+        CompressionPolicy::never, CompressionPolicy::automatic, CompressionPolicy::when_smaller,
+        CompressionPolicy::always};
+    cfg.options.compression = k_policies[(b >> 3) & 0x03u];
+    static constexpr std::array<int, 8> k_levels = {0, 1, 2, 3, 4, 6, 9, 12};
+    cfg.options.compression_level = k_levels[b >> 5];
+    cfg.options.keepalive_interval = std::chrono::milliseconds(16 * (k & 0x0fu));
+    cfg.options.idle_timeout = std::chrono::milliseconds(32 * (k >> 4));
+    cfg.options.compress_threshold = std::size_t{t} * 32;
+    return cfg;
+}
+
+class SessionCore;
+
+struct CoreWaiter final : SpaceWaiter {
+    SessionCore* core = nullptr;
+    Bytes encoded;  // encoded before it waited, as session_calls.cpp does
+    bool no_compress = false;
+    bool eager = false;    // queues its message from inside on_space()
+    bool holding = false;  // granted, its message not queued yet
+    int grants = 0;
+    int failures = 0;
+    void on_space() override;
+};
+
+// A message in the queue, as the model expects it to come out.
+struct Queued {
+    Bytes encoded;
+    bool control = false;
+    bool no_compress = false;
+    bool exchange = false;  // a request, response or notification
+};
+
+class SessionCore {
+  public:
+    explicit SessionCore(const Config& cfg)
+        : limits_(cfg.limits),
+          options_(cfg.options),
+          queue_(cfg.limits),
+          chooser_(options_),
+          sealer_(provider(), AeadAlgorithm::aes_256_gcm, record_key(0x20)),
+          opener_(provider(), AeadAlgorithm::aes_256_gcm, record_key(0x20)),
+          now_(std::chrono::hours(1)),
+          clock_(options_.keepalive_interval, options_.idle_timeout, now_),
+          last_receive_(now_),
+          last_activity_(now_) {}
+
+    void run(Cursor& c) {
+        while (!c.done()) {
+            const std::uint8_t op = c.byte();
+            if (op == k_end_of_events)
+                return;
+            step(static_cast<Op>(op % 16), c);
+            check_queue();
+        }
+    }
+
+    // Everything given back: the writer drains, reservations are returned, waiters fail.
+    void finish() {
+        fail();
+        for (const std::size_t size : std::exchange(reserved_, {}))
+            release_data(size);
+        for (auto& w : waiters_) {
+            if (w->holding) {
+                w->holding = false;
+                queue_.withdraw(*w);
+            }
+        }
+        check_queue();
+        while (!queue_.empty())
+            pop(0);
+        write_done();
+        check_queue();
+        require(queue_.data_bytes() == 0 && queue_.control_bytes() == 0 && queue_.waiting() == 0 &&
+                    queue_.queued_messages() == 0 && queue_.empty(),
+                "the send queue does not give back everything once all is written");
+    }
+
+    const SessionCoreCounts& counts() const noexcept { return counts_; }
+
+    void on_space(CoreWaiter& w) {
+        require(!w.queued, "a waiter woken by on_space() is still in line");
+        require(!line_.empty() && line_.front() == &w,
+                "a waiter was woken out of order (first come, first served)");
+        line_.pop_front();
+        if (w.failed) {
+            require(!w.granted, "a failed waiter was granted space");
+            require(++w.failures == 1 && w.grants == 0,
+                    "a waiter was failed twice or after a grant");
+            ++counts_.failed_waiters;
+            return;
+        }
+        require(w.granted && ++w.grants == 1, "a waiter was granted twice");
+        // Granted space is reserved before on_space(): the queue now holds what the model held
+        // plus this waiter's need, and more than the budget only for a waiter granted alone.
+        require(queue_.data_bytes() == data_held() + w.need,
+                "a grant did not reserve exactly the waiter's need");
+        require(queue_.data_bytes() <= limits_.data_bytes || data_holds() == 0,
+                "a waiter was granted beyond the budget while others hold space");
+        w.holding = true;
+        ++counts_.grants;
+        if (w.eager)
+            consume(w);
+    }
+
+  private:
+    void step(Op op, Cursor& c) {
+        switch (op) {
+            case op_reserve: {
+                const std::size_t size = 1 + c.byte() * limits_.data_bytes / 128;
+                if (try_reserve(size))
+                    reserved_.push_back(size);
+                return;
+            }
+            case op_unreserve: {
+                const std::uint8_t i = c.byte();
+                if (reserved_.empty())
+                    return;
+                const auto it =
+                    reserved_.begin() + static_cast<std::ptrdiff_t>(i % reserved_.size());
+                const std::size_t size = *it;
+                reserved_.erase(it);
+                release_data(size);
+                return;
+            }
+            case op_send: {
+                const std::uint8_t kind = c.byte();
+                const std::uint8_t size = c.byte();
+                const std::uint8_t fill = c.byte();
+                send(kind, body_size(size), fill);
+                return;
+            }
+            case op_consume: {
+                CoreWaiter* w = pick(c.byte(), [](const CoreWaiter& x) { return x.holding; });
+                if (w != nullptr)
+                    consume(*w);
+                return;
+            }
+            case op_withdraw: {
+                CoreWaiter* w = pick(c.byte(), [](const CoreWaiter&) { return true; });
+                if (w != nullptr)
+                    withdraw(*w);
+                return;
+            }
+            case op_withdraw_some:
+                withdraw_some(c.byte());
+                return;
+            case op_fail:
+                fail();
+                return;
+            case op_control: {
+                const std::uint8_t kind = c.byte();
+                control(kind, c.byte());
+                return;
+            }
+            case op_pop:
+                if (!queue_.empty())
+                    pop(c.byte());
+                return;
+            case op_write_done:
+                write_done();
+                return;
+            case op_recycle: {
+                static constexpr std::array<std::size_t, 8> k_sizes = {
+                    0, 1, 64, 256, 4096, 65536, 600 * 1024, 100};
+                Bytes spare(k_sizes[c.byte() % k_sizes.size()], 0xee);
+                queue_.recycle(std::move(spare));
+                return;
+            }
+            case op_receive:
+                now_ += delta_ms(c.byte());
+                clock_.on_receive(now_);
+                last_receive_ = now_;
+                ping_outstanding_ = false;
+                return;
+            case op_activity:
+                now_ += delta_ms(c.byte());
+                clock_.on_activity(now_);
+                last_activity_ = now_;
+                return;
+            case op_timer: {
+                now_ += delta_ms(c.byte());
+                const std::uint8_t flags = c.byte();
+                timer((flags & k_timer_open) != 0, (flags & k_timer_busy) != 0);
+                return;
+            }
+            case op_flush: {
+                const std::size_t before = queue_.data_bytes();
+                queue_.release(0, 0);
+                require(queue_.data_bytes() >= before, "release(0, 0) gave budget back");
+                return;
+            }
+            case op_drain: {
+                const std::uint8_t flags = c.byte();
+                while (!queue_.empty())
+                    pop(flags);
+                write_done();
+                return;
+            }
+        }
+    }
+
+    // --- the data budget ---
+
+    std::size_t data_held() const noexcept {
+        std::size_t n = in_flight_data_;
+        for (const std::size_t size : reserved_)
+            n += size;
+        for (const auto& w : waiters_)
+            n += w->holding ? w->need : 0;
+        for (const Queued& q : queued_)
+            n += q.control ? 0 : q.encoded.size();
+        return n;
+    }
+
+    // How many reservations, granted waiters and data messages hold budget.
+    std::size_t data_holds() const noexcept {
+        std::size_t n = reserved_.size() + in_flight_holds_;
+        for (const auto& w : waiters_)
+            n += w->holding ? 1 : 0;
+        for (const Queued& q : queued_)
+            n += q.control ? 0 : 1;
+        return n;
+    }
+
+    std::size_t control_held() const noexcept {
+        std::size_t n = in_flight_control_;
+        for (const Queued& q : queued_)
+            n += q.control ? q.encoded.size() : 0;
+        return n;
+    }
+
+    bool try_reserve(std::size_t size) {
+        const std::size_t held = data_held();
+        const bool expected = line_.empty() && (held == 0 || held + size <= limits_.data_bytes);
+        const bool got = queue_.try_reserve(size);
+        require(got == expected,
+                "try_reserve() disagrees with the budget (fits when alone or within it, and "
+                "never overtakes a waiter)");
+        return got;
+    }
+
+    void release_data(std::size_t size) { queue_.release(size, 0); }
+
+    template <typename Filter>
+    CoreWaiter* pick(std::uint8_t i, Filter filter) {
+        std::vector<CoreWaiter*> candidates;
+        for (const auto& w : waiters_) {
+            if (filter(*w))
+                candidates.push_back(w.get());
+        }
+        return candidates.empty() ? nullptr : candidates[i % candidates.size()];
+    }
+
+    static protocol::Message data_message(std::uint8_t kind, Bytes body, std::uint64_t id) {
+        protocol::Metadata metadata;
+        for (unsigned i = 0; i < ((kind >> 5) & 0x03u); ++i)
+            metadata.emplace_back("k" + std::to_string(i), std::string(i * 7, 'v'));
+        if ((kind & k_send_malformed) != 0)
+            id = 0;  // protocol.md §6.3: ids are >= 1
+        std::string method = (kind & k_send_long_method) != 0 ? std::string(300, 'm') : "call";
+        switch (kind & 0x03u) {
+            case 1:
+                return protocol::Response{id, protocol::Status::ok, std::move(metadata),
+                                          std::move(body)};
+            case 2:
+                if ((kind & k_send_malformed) != 0)
+                    method.clear();  // an empty method is malformed
+                return protocol::Notification{std::move(method), std::move(metadata),
+                                              std::move(body)};
+            default:
+                return protocol::Request{id, std::move(method), 2500, std::move(metadata),
+                                         std::move(body)};
+        }
+    }
+
+    // A request, response or notification: reserved and queued at once when it fits and
+    // nobody waits, else encoded and put in line (session_calls.cpp, session_writer.cpp).
+    void send(std::uint8_t kind, std::size_t size, std::uint8_t fill) {
+        const bool no_compress = (kind & k_send_no_compress) != 0;
+        protocol::Message message = data_message(kind, body_bytes(size, fill), ++next_id_);
+        Bytes encoded;
+        const bool encodes = !protocol::encode_message(message, encoded, limits_.encode);
+        const std::size_t encoded_size = protocol::encoded_size(message);
+        require(!encodes || encoded.size() == encoded_size,
+                "encoded_size() disagrees with encode_message()");
+        if (try_reserve(encoded_size)) {
+            enqueue(message, encoded_size, no_compress, false, encodes, std::move(encoded));
+            return;
+        }
+        if (!encodes || waiters_.size() >= k_max_waiters)
+            return;  // the call fails before it waits
+        auto w = std::make_unique<CoreWaiter>();
+        w->core = this;
+        w->encoded = std::move(encoded);
+        w->no_compress = no_compress;
+        w->eager = (kind & k_send_eager) != 0;
+        const std::size_t waiting = queue_.waiting();
+        queue_.wait_for_space(*w, w->encoded.size());
+        require(w->queued && !w->granted && queue_.waiting() == waiting + 1,
+                "wait_for_space() did not put the waiter in line");
+        line_.push_back(w.get());
+        waiters_.push_back(std::move(w));
+    }
+
+    // SendQueue::enqueue with its budget reserved; `encodes`/`encoded`: what encode_message
+    // made of the message under the same limits.
+    void enqueue(protocol::Message& message, std::size_t size, bool no_compress, bool control,
+                 bool encodes, Bytes encoded) {
+        const std::size_t messages = queue_.queued_messages();
+        const bool was_empty = queue_.empty();
+        const bool exchange = std::holds_alternative<protocol::Request>(message) ||
+                              std::holds_alternative<protocol::Response>(message) ||
+                              std::holds_alternative<protocol::Notification>(message);
+        const std::error_code ec = queue_.enqueue(message, size, no_compress, control);
+        require(!ec == encodes, "enqueue() and encode_message() disagree on a message");
+        if (ec) {
+            require(queue_.queued_messages() == messages && queue_.empty() == was_empty,
+                    "a message that failed to encode left something in the queue");
+            queue_.release(control ? 0 : size, control ? size : 0);  // as the session does
+            return;
+        }
+        queued_.push_back({std::move(encoded), control, no_compress, exchange});
+    }
+
+    void consume(CoreWaiter& w) {
+        // The waiting call takes the grant over and queues what it encoded (session_writer.cpp).
+        w.granted = false;
+        w.holding = false;
+        queued_.push_back({w.encoded, false, w.no_compress, true});
+        queue_.enqueue_encoded(std::move(w.encoded), w.no_compress);
+    }
+
+    void withdraw(CoreWaiter& w) {
+        require(w.queued == (std::count(line_.begin(), line_.end(), &w) > 0),
+                "a waiter's queued flag disagrees with the line");
+        require(w.granted == w.holding, "a waiter's granted flag disagrees with its grants");
+        const std::size_t held = queue_.data_bytes();
+        if (w.queued)
+            line_.erase(std::find(line_.begin(), line_.end(), &w));
+        const bool was_holding = std::exchange(w.holding, false);
+        const bool was_queued = w.queued;
+        queue_.withdraw(w);
+        require(!w.queued && !w.granted, "a withdrawn waiter is still queued or granted");
+        if (!was_holding && !was_queued)
+            require(queue_.data_bytes() == held, "withdrawing an idle waiter changed the budget");
+    }
+
+    void withdraw_some(std::uint8_t mask) {
+        std::vector<CoreWaiter*> removed;
+        std::size_t bit = 0;
+        for (CoreWaiter* w : line_) {
+            if (((mask >> (bit++ % 8)) & 1u) != 0)
+                removed.push_back(w);
+        }
+        for (CoreWaiter* w : removed)
+            line_.erase(std::find(line_.begin(), line_.end(), w));
+        queue_.withdraw_if([&](SpaceWaiter* w) {
+            return std::find(removed.begin(), removed.end(), w) != removed.end();
+        });
+        for (CoreWaiter* w : removed)
+            require(!w->queued && !w->granted, "withdraw_if() left a waiter queued or granted");
+        require(queue_.waiting() == line_.size(), "withdraw_if() took out other waiters");
+        queue_.release(0, 0);  // as send_queue.hpp asks
+    }
+
+    void fail() {
+        const std::vector<CoreWaiter*> line(line_.begin(), line_.end());
+        queue_.fail_waiters(std::make_error_code(std::errc::connection_aborted));
+        require(line_.empty() && queue_.waiting() == 0, "fail_waiters() left waiters in line");
+        for (CoreWaiter* w : line)
+            require(w->failures == 1, "fail_waiters() did not wake every waiter once");
+    }
+
+    // --- control messages ---
+
+    void control(std::uint8_t kind, std::uint8_t arg) {
+        const bool malformed = (kind & k_control_malformed) != 0;
+        protocol::Message message;
+        switch (kind % 6) {
+            case 0:
+                message = protocol::Ping{arg * 0x0101010101010101u};
+                break;
+            case 1:
+                message = protocol::Pong{arg};
+                break;
+            case 2:
+                message = protocol::Cancel{malformed ? 0u : arg + 1u};
+                break;
+            case 3:
+                message = protocol::GoAway{arg, std::string(malformed ? 2000u : arg, 'r')};
+                break;
+            case 4:
+                message = protocol::End{};
+                break;
+            default:
+                // An error answer the reader produces (session_handlers.cpp).
+                message = protocol::Response{malformed ? 0u : arg + 1u,
+                                             protocol::Status::too_large,
+                                             {},
+                                             body_bytes(arg % 64, 'e')};
+                break;
+        }
+        Bytes encoded;
+        const bool encodes = !protocol::encode_message(message, encoded, limits_.encode);
+        const std::size_t size = protocol::encoded_size(message);
+        const bool fits = control_held() + size <= limits_.control_bytes;
+        const bool got = queue_.try_reserve_control(size);
+        require(got == fits, "try_reserve_control() disagrees with the control allowance");
+        if (got)
+            enqueue(message, size, false, true, encodes, std::move(encoded));
+    }
+
+    // --- the writer ---
+
+    void pop(std::uint8_t flags) {
+        const std::size_t before = queue_.queued_messages();
+        Segment segment = queue_.pop_front();
+        require(segment.messages >= 1 && segment.messages <= queued_.size(),
+                "a segment without messages, or with more than were queued");
+        require(queue_.queued_messages() == before - segment.messages,
+                "queued_messages() is not the messages of the segments still queued");
+
+        // protocol.md §5.1: a record payload is the framed messages, in the order queued.
+        Bytes whole = segment.bytes;
+        append(whole, segment.tail);
+        Bytes want;
+        std::size_t data = 0;
+        std::size_t control = 0;
+        std::size_t exchanges = 0;
+        std::size_t data_messages = 0;
+        bool no_compress = false;
+        for (std::size_t i = 0; i < segment.messages; ++i) {
+            const Queued& q = queued_.front();
+            append(want, q.encoded);
+            (q.control ? control : data) += q.encoded.size();
+            data_messages += q.control ? 0 : 1;
+            exchanges += q.exchange ? 1 : 0;
+            no_compress = no_compress || q.no_compress;
+            queued_.pop_front();
+        }
+        require(same_bytes(whole, want),
+                "a segment's bytes and tail are not exactly the messages queued into it");
+        std::vector<protocol::Message> decoded;
+        require(!protocol::decode_messages(whole, decoded) && decoded.size() == segment.messages,
+                "a segment does not decode to as many messages as it counts");
+        require(segment.data == data && segment.control == control,
+                "a segment releases other budget than its messages reserved");
+        require(segment.exchanges == exchanges,
+                "a segment miscounts its requests, responses and notifications");
+        require(!no_compress || (segment.messages == 1 && segment.no_compress),
+                "a no_compress message shares its record");
+        require(segment.no_compress == no_compress, "a segment is no_compress for no message");
+        require(segment.tail.empty() || segment.messages == 1, "a gathered body shares its record");
+        require(whole.size() <= limits_.max_record_payload || segment.messages == 1,
+                "messages were coalesced beyond max_record_payload");
+
+        seal(segment, whole, (flags & k_pop_backlogged) != 0);
+
+        in_flight_data_ += segment.data;
+        in_flight_control_ += segment.control;
+        in_flight_holds_ += data_messages;
+        if ((flags & k_pop_recycle) != 0)
+            queue_.recycle(std::move(segment.bytes));
+    }
+
+    // The level choice and the record, as session_writer.cpp makes it.
+    void seal(const Segment& segment, const Bytes& whole, bool backlogged) {
+        const SessionOptions& o = options_;
+        const LevelChoice choice = chooser_.choose(segment, backlogged, sealer_);
+        require(choice.level == 0 || choice.level == o.compression_level,
+                "a level other than 0 or compression_level");
+        // protocol.md §5.1 and SessionOptions::compress_across_messages: data of different
+        // calls never shares a DEFLATE stream unless the application allows it.
+        const bool may_compress =
+            !segment.no_compress && (segment.exchanges <= 1 || o.compress_across_messages);
+        require(may_compress || choice.level == 0,
+                "a no_compress or multi-call record was given a compression level");
+        if (o.compression == CompressionPolicy::never ||
+            (o.compression == CompressionPolicy::automatic && !backlogged)) {
+            require(choice.level == 0, "compressed against the policy");
+        }
+        if (o.compression == CompressionPolicy::always && may_compress)
+            require(choice.level == o.compression_level && choice.fallback_above == 0,
+                    "CompressionPolicy::always did not compress");
+        require(choice.fallback_above == 0 ||
+                    (choice.level != 0 && choice.fallback_above <= whole.size()),
+                "a fallback that cannot trigger, or without a level");
+
+        const ByteView parts[2] = {segment.bytes, segment.tail};
+        const std::span<const ByteView> payload(parts, segment.tail.empty() ? 1 : 2);
+        Bytes frame(sealer_.sealed_size_bound(whole.size(), choice.level));
+        std::size_t written = 0;
+        int level_used = -1;
+        const std::error_code ec = sealer_.seal_into(payload, choice.level, choice.fallback_above,
+                                                     frame, written, &level_used);
+        require(!ec, "sealing a queued segment failed");
+        require(level_used == 0 || level_used == choice.level, "sealed at a level not chosen");
+        if (choice.fallback_above != 0)
+            chooser_.note(level_used != 0);
+        ++counts_.records;
+        counts_.gathered += segment.tail.empty() ? 0 : 1;
+        counts_.compressed += level_used != 0 ? 1 : 0;
+        opener_.feed(ByteView(frame).first(written));
+        Bytes back;
+        require(opener_.next(back).opened() && same_bytes(back, whole),
+                "a queued segment's record does not open to its messages");
+    }
+
+    void write_done() {
+        const std::size_t data = std::exchange(in_flight_data_, 0);
+        const std::size_t control = std::exchange(in_flight_control_, 0);
+        in_flight_holds_ = 0;
+        queue_.release(data, control);
+    }
+
+    // --- keepalive (protocol.md §6.5) ---
+
+    void timer(bool open, bool busy) {
+        const auto interval = options_.keepalive_interval;
+        const auto idle = options_.idle_timeout;
+        const auto wake = clock_.next_wake(open);
+        require(wake.has_value() == (interval.count() > 0 || (idle.count() > 0 && open)),
+                "next_wake() disagrees with the watches switched on");
+        const KeepaliveClock::Due due = clock_.on_timer(now_, open, busy);
+        const bool restart =
+            idle.count() > 0 && open && busy && now_ - last_activity_ >= idle && !due.peer_silent;
+        if (!wake || now_ < *wake) {
+            require(!due.ping && !due.peer_silent && !due.idle && !restart,
+                    "the keepalive clock acted before its next_wake()");
+        } else {
+            require(due.ping || due.peer_silent || due.idle || restart,
+                    "the keepalive clock did nothing at its next_wake()");
+        }
+        if (due.ping) {
+            require(!ping_outstanding_, "a ping was asked for while one is outstanding");
+            require(interval.count() > 0 && now_ - last_receive_ >= interval,
+                    "a ping was asked for before the peer was silent for an interval");
+            require(*due.ping > last_ping_, "ping values repeat");
+            last_ping_ = *due.ping;
+            ++counts_.pings;
+            ping_outstanding_ = true;
+            ping_sent_ = now_;
+        }
+        if (due.peer_silent) {
+            require(ping_outstanding_ && now_ - ping_sent_ >= interval,
+                    "peer_silent before a ping went unanswered for an interval");
+            require(!due.ping && !due.idle, "peer_silent together with other decisions");
+            ++counts_.peer_silent;
+        }
+        if (due.idle) {
+            ++counts_.idle;
+            require(idle.count() > 0 && open && !busy && now_ - last_activity_ >= idle,
+                    "idle while not idle for idle_timeout, or busy, or not open");
+        }
+        if (restart)
+            last_activity_ = now_;
+    }
+
+    // --- after every event ---
+
+    void check_queue() const {
+        require(queue_.data_bytes() == data_held(),
+                "data_bytes() is not what reservations, grants and queued data hold");
+        require(queue_.data_bytes() <= limits_.data_bytes || data_holds() <= 1,
+                "data_bytes() exceeds the budget with more than one message");
+        require(queue_.control_bytes() == control_held() &&
+                    queue_.control_bytes() <= limits_.control_bytes,
+                "control_bytes() is not what queued control messages hold, or over its limit");
+        require(queue_.waiting() == line_.size(), "waiting() is not the waiters in line");
+        require(queue_.queued_messages() == queued_.size(),
+                "queued_messages() is not the messages queued and not popped");
+        require(queue_.empty() == queued_.empty(), "the queue has a segment without a message");
+        // No waiter is left in line while the head of the line would fit (a lost wake-up).
+        require(line_.empty() || !queue_.fits(line_.front()->need),
+                "a waiter waits although its need fits");
+    }
+
+    const SendQueue::Limits limits_;
+    const SessionOptions options_;
+    SendQueue queue_;
+    CompressionChooser chooser_;
+    protocol::RecordSealer sealer_;
+    protocol::RecordOpener opener_;
+
+    std::vector<std::size_t> reserved_;  // try_reserve()d, not used yet
+    std::vector<std::unique_ptr<CoreWaiter>> waiters_;
+    std::deque<CoreWaiter*> line_;    // the model's line, first come first served
+    std::deque<Queued> queued_;       // enqueued, not popped, in order
+    std::size_t in_flight_data_ = 0;  // popped, not written yet
+    std::size_t in_flight_control_ = 0;
+    std::size_t in_flight_holds_ = 0;
+    std::uint64_t next_id_ = 0;
+
+    KeepaliveClock::Clock::time_point now_;
+    KeepaliveClock clock_;
+    KeepaliveClock::Clock::time_point last_receive_;
+    KeepaliveClock::Clock::time_point last_activity_;
+    KeepaliveClock::Clock::time_point ping_sent_{};
+    bool ping_outstanding_ = false;
+    std::uint64_t last_ping_ = 0;
+    SessionCoreCounts counts_;
+};
+
+void CoreWaiter::on_space() {
+    core->on_space(*this);
+}
+
+// protocol.md §5.1, §6.2: the session reader walks a payload with decode_next_message.
+// Returns how many messages it walked.
+std::size_t walk_payload(ByteView payload, const protocol::MessageLimits& limits) {
+    std::size_t pos = 0;
+    std::size_t walked = 0;
+    bool failed = false;
+    while (pos < payload.size()) {
+        const std::size_t before = pos;
+        protocol::Message message;
+        std::size_t envelope = 0;
+        if (protocol::decode_next_message(payload, pos, message, envelope, limits)) {
+            require(pos == before, "decode_next_message moved pos on an error");
+            failed = true;
+            break;
+        }
+        require(pos > before && pos <= payload.size(),
+                "decode_next_message moved pos past the payload, or not at all");
+        require(envelope <= limits.max_message_size &&
+                    pos - before == protocol::varint_size(envelope) + envelope &&
+                    envelope == protocol::envelope_size(message),
+                "decode_next_message's envelope_size is not the envelope it decoded");
+        Bytes again;
+        require(!protocol::encode_message(message, again, limits) &&
+                    same_bytes(again, payload.subspan(before, pos - before)),
+                "a message decode_next_message accepted does not re-encode to its bytes");
+        ++walked;
+    }
+    {
+        std::size_t end = payload.size();
+        protocol::Message message;
+        std::size_t envelope = 0;
+        require(protocol::decode_next_message(payload, end, message, envelope, limits) &&
+                    end == payload.size(),
+                "decode_next_message decoded a message at the end of the payload");
+    }
+    std::vector<protocol::Message> all;
+    const bool whole = !protocol::decode_messages(payload, all, limits);
+    require(whole == (!failed && !payload.empty()),
+            "decode_messages and decode_next_message disagree on a payload");
+    require(!whole || all.size() == walked,
+            "decode_messages and decode_next_message count other messages");
+    return walked;
+}
+
+// Builds session_core inputs for the seeds (see the Op comments for the arguments).
+class Program {
+  public:
+    Program(std::uint8_t a, std::uint8_t b, std::uint8_t k, std::uint8_t threshold)
+        : bytes_{a, b, k, threshold} {}
+    Program& operator()(Op op, std::initializer_list<std::uint8_t> args = {}) {
+        bytes_.push_back(op);
+        bytes_.insert(bytes_.end(), args.begin(), args.end());
+        return *this;
+    }
+    Bytes tail(ByteView payload) const {
+        Bytes out = bytes_;
+        out.push_back(k_end_of_events);
+        append(out, payload);
+        return out;
+    }
+    Bytes done() const { return bytes_; }
+
+  private:
+    Bytes bytes_;
+};
+
+std::vector<Seed> seeds() {
+    // Config bytes, see read_config: budget 64 << a, policy and level in b, keepalive in k.
+    constexpr std::uint8_t automatic_l1 = (1 << 3) | (1 << 5);
+    constexpr std::uint8_t when_smaller_l6 = (2 << 3) | (5 << 5);
+    constexpr std::uint8_t always_l1 = (3 << 3) | (1 << 5) | 4;
+    return {
+        {"basic.bin",
+         Program(3, automatic_l1, 0, 0)(op_send, {0x00, 0x10, 0x61})(op_send, {0x01, 0x20, 0x62})(
+             op_control, {0, 7})(op_pop, {3})(op_pop, {1})(op_write_done)
+             .tail(echo_request())},
+        {"waiters.bin",
+         Program(0, when_smaller_l6, 0, 4)(op_send, {0x00, 0x30, 0x41})(
+             op_send, {0x01, 0x30, 0x42})(op_send, {0x08, 0x10, 0x43})(op_send, {0x02, 0x7f, 0x44})(
+             op_send, {0x00, 0x05, 0x45})(op_withdraw, {3})(
+             op_pop, {2})(op_write_done)(op_consume, {0})(op_withdraw_some, {0x05})(op_drain, {1})(
+             op_send, {0x00, 0x7f, 0x46})(op_send, {0x00, 0x7f, 0x47})(op_fail)(op_reserve, {200})(
+             op_unreserve, {0})(op_flush)
+             .done()},
+        {"gathered.bin",
+         Program(0x07 | (3 << 3), when_smaller_l6, 0, 8)(op_send, {0x08, 0xf1, 0x11})(
+             op_pop, {1})(op_write_done)(op_send, {0x04, 0xf2, 0x12})(op_send, {0x09, 0x40, 0x13})(
+             op_pop, {1})(op_write_done)(op_drain, {3})
+             .done()},
+        {"coalesced.bin", Program(0x47 | (2 << 3), always_l1, 0, 0)(op_send, {0x00, 0x20, 0x31})(
+                              op_send, {0x02, 0x20, 0x33})(op_control, {2, 9})(op_control, {5, 3})(
+                              op_send, {0x04, 0x20, 0x35})(op_control, {0x82, 0})(
+                              op_send, {0x10, 0x04, 0x37})(op_recycle, {4})(op_drain, {2})
+                              .done()},
+        {"keepalive.bin", Program(3, 0, 0x22, 0)(op_timer, {31, 1})(op_timer, {2, 1})(
+                              op_receive, {10})(op_timer, {40, 1})(op_timer, {40, 3})(
+                              op_activity, {5})(op_timer, {70, 1})(op_timer, {40, 0})
+                              .done()},
+        {"tail_all_types.bin", Program(0, 0, 0, 0).tail(all_types_payload())},
+        {"tail_truncated.bin", Program(0, 0, 0, 0).tail(first(text_payload(), 40))},
+    };
+}
+
+}  // namespace core
+
 }  // namespace
 
 // ------------------------------------------------------------------------------ targets
@@ -1082,11 +1927,11 @@ int fuzz_handshake_initiator(const std::uint8_t* data, std::size_t size) {
 
 int fuzz_record_open(const std::uint8_t* data, std::size_t size) {
     const Stream s = parse_stream(ByteView{data, size});
-    const OpenResult chunked = open_stream(s);
+    const OpenedStream chunked = open_stream(s);
     RecordSetup whole_setup = record_setup(s.options);
     whole_setup.use_feed = true;
     const std::array<ByteView, 1> one = {s.all};
-    const OpenResult whole = open_chunks(
+    const OpenedStream whole = open_chunks(
         whole_setup, record_key(), std::span<const ByteView>(one).first(s.all.empty() ? 0 : 1));
     require(chunked.end == whole.end && chunked.payloads == whole.payloads,
             "how the bytes arrive changed what the record layer opens");
@@ -1144,11 +1989,11 @@ int fuzz_record_plaintext(const std::uint8_t* data, std::size_t size) {
 
     protocol::RecordOpener opener(provider(), setup.aead, record_key(), setup.limits);
     opener.feed(stream);
-    OpenResult r;
+    OpenedStream r;
     drain(opener, setup, r);
-    require(r.end != errc::authentication_failed,
+    require(r.end.error != errc::authentication_failed,
             "a record sealed as protocol.md §5 says does not authenticate");
-    require((r.end == errc::need_more_data) == (r.payloads.size() == segments.size()),
+    require(r.end.need_more() == (r.payloads.size() == segments.size()),
             "the record stream ended early without an error, or late with one");
 
     // Re-seal what opened: RecordSealer's output must open to the same payloads.
@@ -1179,14 +2024,16 @@ int fuzz_record_plaintext(const std::uint8_t* data, std::size_t size) {
         }
         reopener.feed(frame);
         Bytes back;
+        protocol::OpenResult reopened;
         if (setup.use_view) {
             ByteView view;
-            ec = reopener.next_view(view);
+            reopened = reopener.next_view(view);
             back.assign(view.begin(), view.end());
         } else {
-            ec = reopener.next(back);
+            reopened = reopener.next(back);
         }
-        require(!ec && back == payload, "a record from RecordSealer does not open to its payload");
+        require(reopened.opened() && back == payload,
+                "a record from RecordSealer does not open to its payload");
     }
     return 0;
 }
@@ -1199,14 +2046,35 @@ int fuzz_message_decode(const std::uint8_t* data, std::size_t size) {
     return 0;
 }
 
+SessionCoreCounts session_core_counts(ByteView input) {
+    core::Cursor cursor(input);
+    SessionCoreCounts counts;
+    {
+        core::SessionCore session(core::read_config(cursor));
+        session.run(cursor);
+        session.finish();
+        counts = session.counts();
+    }
+    const ByteView tail = cursor.rest();
+    counts.tail_messages = core::walk_payload(tail, protocol::MessageLimits{});
+    core::walk_payload(tail, tight_limits());
+    return counts;
+}
+
+int fuzz_session_core(const std::uint8_t* data, std::size_t size) {
+    session_core_counts(ByteView{data, size});
+    return 0;
+}
+
 std::span<const Target> all_targets() noexcept {
-    static constexpr std::array<Target, 6> k_targets = {{
+    static constexpr std::array<Target, 7> k_targets = {{
         {"connection_message", fuzz_connection_message},
         {"handshake_responder", fuzz_handshake_responder},
         {"handshake_initiator", fuzz_handshake_initiator},
         {"record_open", fuzz_record_open},
         {"record_plaintext", fuzz_record_plaintext},
         {"message_decode", fuzz_message_decode},
+        {"session_core", fuzz_session_core},
     }};
     return k_targets;
 }
@@ -1224,6 +2092,8 @@ std::vector<Seed> make_seeds(std::string_view target) {
         return record_plaintext_seeds();
     if (target == "message_decode")
         return message_decode_seeds();
+    if (target == "session_core")
+        return core::seeds();
     return {};
 }
 

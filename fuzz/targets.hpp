@@ -2,9 +2,10 @@
 // (fuzz/fuzz_<target>.cpp) and the regression test (tests/protocol/test_fuzz_regressions.cpp),
 // so a committed crashing input replays through exactly the code the fuzzer ran.
 //
-// Every target feeds untrusted bytes to one parser of protocol/ and checks invariants that must
-// hold for any input; a violated invariant prints what failed and calls std::abort(), which
-// libFuzzer reports as a crash. The targets return 0 otherwise (libFuzzer's convention).
+// Every target feeds untrusted bytes to one parser of protocol/ (session_core: to the session's
+// Asio-free parts in framework/src/detail) and checks invariants that must hold for any input;
+// a violated invariant prints what failed and calls std::abort(), which libFuzzer reports as a
+// crash. The targets return 0 otherwise (libFuzzer's convention).
 //
 // Fixtures are fixed so that every run is reproducible: the identities and clocks of the
 // protocol.md §8 vectors (initiator "alice": sign seed 32 x 0x01, DH 32 x 0x11, clock
@@ -72,6 +73,30 @@ int fuzz_record_plaintext(const std::uint8_t* data, std::size_t size);
 // re-encode to the same bytes.
 int fuzz_message_decode(const std::uint8_t* data, std::size_t size);
 
+// The Asio-free parts of a session (framework/src/detail): SendQueue, CompressionChooser,
+// KeepaliveClock, checked against a model of what the session relies on.
+// Input: 4 config bytes (budgets, record size, message limit, compression policy and level,
+// keepalive and idle intervals, threshold; targets.cpp read_config), then events, one opcode
+// byte (modulo 16) and its arguments each (targets.cpp core::Op), until a 0xff byte; the bytes
+// after it are a record payload walked with decode_next_message, the session reader's decoder.
+// Events: reservations, data messages (sizes up to past the 64 KiB gather threshold,
+// no_compress, malformed ones) reserved or waiting, grants taken up, withdrawals, failed waiters,
+// control messages, the writer popping, sealing and releasing segments, recycled buffers,
+// receive/activity/timer at increasing times.
+// Checks: data_bytes() is exactly what reservations, grants and queued data hold, over the
+// budget only for one message alone; control_bytes() likewise, within its allowance; waiters
+// are granted first come first served, at most once, never after failing, and none waits while
+// the head of the line fits; queued_messages() is the messages of the segments not popped; each
+// popped segment's bytes + tail are exactly the messages queued into it, in order (and decode to
+// as many), within max_record_payload unless alone, no_compress and gathered messages alone;
+// no_compress and multi-call segments get level 0 unless compress_across_messages (protocol.md
+// §5.1), the policy is obeyed, and the sealed record opens to the segment; everything is given
+// back at the end. Keepalive (§6.5): no ping while one is outstanding, peer_silent only once a
+// ping went unanswered for an interval, idle only when idle, nothing before next_wake() and
+// something at it. decode_next_message never moves pos past the payload, leaves it on error,
+// re-encodes what it accepts and agrees with decode_messages.
+int fuzz_session_core(const std::uint8_t* data, std::size_t size);
+
 using TargetFunction = int (*)(const std::uint8_t*, std::size_t);
 
 struct Target {
@@ -96,5 +121,18 @@ protocol::HandshakeError responder_verdict(ByteView initiator_message);
 std::optional<protocol::HandshakeError> initiator_verdict(ByteView stream_input);
 // How many records the record_open fixture opens from a stream input.
 std::size_t records_opened(ByteView stream_input);
+// What the session_core target did with an input.
+struct SessionCoreCounts {
+    std::size_t grants = 0;          // waiters granted space
+    std::size_t failed_waiters = 0;  // waiters failed by fail_waiters()
+    std::size_t records = 0;         // segments popped and sealed
+    std::size_t gathered = 0;        // of which with a gathered body
+    std::size_t compressed = 0;      // of which sealed at a level above 0
+    std::size_t pings = 0;
+    std::size_t peer_silent = 0;
+    std::size_t idle = 0;
+    std::size_t tail_messages = 0;  // messages decode_next_message walked in the tail
+};
+SessionCoreCounts session_core_counts(ByteView input);
 
 }  // namespace sdmp::fuzz

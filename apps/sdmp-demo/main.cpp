@@ -366,9 +366,10 @@ asio::awaitable<Session> Demo::connect_as(const Person& who, const JournalNode& 
     options.metrics = std::move(metrics);
     options.logger = Logger::null();  // a client's failures are ours to print
     const auto start = Clock::now();
-    Session session = co_await connect(co_await asio::this_coro::executor, to.endpoint.to_string(),
-                                       to.who->identity.fingerprint(), who.identity, who.trust,
-                                       std::move(options));
+    Session session =
+        co_await connect(co_await asio::this_coro::executor,
+                         Target::address(to.endpoint.to_string(), to.who->identity.fingerprint()),
+                         who.identity, who.trust, std::move(options));
     took_ms = ms_since(start);
     co_return session;
 }

@@ -336,7 +336,8 @@ void write_record(Writer& w, const std::string& name, protocol::RecordSealer& se
     require(!sealer.seal(payload, level, record), "seal record");
     Bytes check;
     opener.feed(record);
-    require(!opener.next(check) && check == Bytes(payload.begin(), payload.end()), "record opens");
+    require(opener.next(check).opened() && check == Bytes(payload.begin(), payload.end()),
+            "record opens");
     w.number(name + ".level", static_cast<std::uint64_t>(level));
     w.hex(name + ".nonce", record_nonce(counter));
     w.hex(name + ".payload", payload);
@@ -414,7 +415,7 @@ void write_records(Writer& w, const std::string& s, crypto::SuiteId suite, const
     require(!updating.seal(request, 0, first), "seal before update");
     Bytes check;
     updating_open.feed(first);
-    require(!updating_open.next(check), "open before update");
+    require(updating_open.next(check).opened(), "open before update");
     write_record(w, s + ".record.i2r_next.0", updating, updating_open, aead, k_ir_next, 0, request,
                  0);
 }

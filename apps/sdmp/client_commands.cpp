@@ -115,8 +115,8 @@ asio::awaitable<int> connect_and_work(std::string_view command, const NodeFiles&
             const auto start = Clock::now();
             ClientOptions options;
             options.logger = Logger::null();  // the one failure line is ours to print
-            session = co_await connect(executor, peer.endpoint, peer.fingerprint, files.identity,
-                                       files.trust, options);
+            session = co_await connect(executor, Target::address(peer.endpoint, peer.fingerprint),
+                                       files.identity, files.trust, options);
             co_return co_await work(*session, Clock::now() - start, deadline);
         } catch (const boost::system::system_error& e) {
             failure.emplace(e);

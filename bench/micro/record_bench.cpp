@@ -147,7 +147,7 @@ class RecordRoundTrip {
         auto space = opener_.prepare(frame_.size());
         std::copy(frame_.begin(), frame_.end(), space.begin());
         opener_.commit(frame_.size());
-        if (opener_.next(received_))
+        if (!opener_.next(received_).opened())
             std::abort();
     }
 

@@ -234,8 +234,9 @@ awaitable<Figure> rr_trial(const Keys& keys, const Settings& settings, std::stri
     client.logger = sdmp::Logger::null();
     std::vector<sdmp::Session> sessions;
     for (int i = 0; i < sessions_count; ++i) {
-        sessions.push_back(co_await sdmp::connect(executor, endpoint, keys.server.fingerprint(),
-                                                  keys.client, keys.client_trust, client));
+        sessions.push_back(co_await sdmp::connect(
+            executor, sdmp::Target::address(endpoint, keys.server.fingerprint()), keys.client,
+            keys.client_trust, client));
     }
     const int driven = (sessions_count + stride - 1) / stride;
     std::set<std::string> threads;
@@ -277,9 +278,9 @@ awaitable<Figure> handshake_trial(const Keys& keys, const Settings& settings,
         sdmp::ClientOptions client;
         client.logger = sdmp::Logger::null();
         while (!window.stop) {
-            const sdmp::Session session =
-                co_await sdmp::connect(executor, endpoint, keys.server.fingerprint(), keys.client,
-                                       keys.client_trust, client);
+            const sdmp::Session session = co_await sdmp::connect(
+                executor, sdmp::Target::address(endpoint, keys.server.fingerprint()), keys.client,
+                keys.client_trust, client);
             // The server aborts it once established on its side.
             co_await session.wait_closed();
             ++window.done;

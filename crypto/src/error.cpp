@@ -34,8 +34,6 @@ class SdmpCategory final : public std::error_category {
                 return "unknown peer";
             case errc::duplicate_peer:
                 return "duplicate peer";
-            case errc::need_more_data:
-                return "need more data";
             case errc::malformed:
                 return "malformed data";
             case errc::limit_exceeded:

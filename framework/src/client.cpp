@@ -1,5 +1,6 @@
 // Client side: connect (TCP + initiator handshake + session) and a reconnecting client.
 #include <random>
+#include <stdexcept>
 
 #include "detail/establish.hpp"
 #include "detail/session_impl.hpp"
@@ -13,16 +14,44 @@ namespace asio = boost::asio;
 using detail::Executor;
 using detail::use_tuple;
 
-boost::asio::awaitable<Session> connect(boost::asio::any_io_executor executor, std::string endpoint,
-                                        crypto::Fingerprint peer, crypto::Identity identity,
-                                        crypto::TrustStore trust, ClientOptions options) {
-    const EndpointSpec spec = EndpointSpec::parse(endpoint);
-    if (trust.find(peer) == nullptr) {
-        // protocol.md §1: the initiator must know the responder's public identity.
-        detail::throw_error(
-            errc::unknown_peer,
-            "connect " + endpoint + ": peer " + peer.short_hex() + " is not in the trust store");
+namespace {
+
+// Where to dial and whom to expect, from a Target and the trust store.
+struct Resolved {
+    std::string endpoint;
+    crypto::Fingerprint peer;
+};
+
+Resolved resolve(const Target& target, const crypto::TrustStore& trust) {
+    if (target.is_address()) {
+        if (trust.find(target.fingerprint()) == nullptr) {
+            // protocol.md §1: the initiator must know the responder's public identity.
+            detail::throw_error(errc::unknown_peer, "connect " + target.endpoint() + ": peer " +
+                                                        target.fingerprint().short_hex() +
+                                                        " is not in the trust store");
+        }
+        return Resolved{target.endpoint(), target.fingerprint()};
     }
+    const crypto::TrustedPeer* entry = trust.find(std::string_view(target.name()));
+    if (entry == nullptr) {
+        detail::throw_error(errc::unknown_peer,
+                            "connect: " + target.to_string() + " is not in the trust store");
+    }
+    if (entry->address.empty()) {
+        throw std::invalid_argument("connect: trust store entry " + target.to_string() +
+                                    " has no address");
+    }
+    return Resolved{entry->address, entry->fingerprint};
+}
+
+}  // namespace
+
+boost::asio::awaitable<Session> connect(boost::asio::any_io_executor executor, Target target,
+                                        crypto::Identity identity, crypto::TrustStore trust,
+                                        ClientOptions options) {
+    const Resolved resolved = resolve(target, trust);
+    const std::string& endpoint = resolved.endpoint;
+    const EndpointSpec spec = EndpointSpec::parse(endpoint);
     auto metrics = options.metrics ? options.metrics : std::make_shared<Metrics>();
 
     // Everything of this connection runs on one strand, the handshake included: the `||`
@@ -38,7 +67,7 @@ boost::asio::awaitable<Session> connect(boost::asio::any_io_executor executor, s
                                          .logger = options.logger,
                                          .metrics = metrics};
     detail::EstablishResult established = co_await asio::co_spawn(
-        strand, detail::establish(socket, detail::Initiator{.responder = peer}, params),
+        strand, detail::establish(socket, detail::Initiator{.responder = resolved.peer}, params),
         asio::use_awaitable);
     if (!established.session) {
         const detail::HandshakeOutcome& outcome = established.failure;
@@ -74,36 +103,12 @@ boost::asio::awaitable<Session> connect(boost::asio::any_io_executor executor, s
     co_return handle;
 }
 
-// Plain functions (not coroutines): the default options are built here, outside any co_await
+// A plain function (not a coroutine): the default options are built here, outside any co_await
 // expression of the caller (see client.hpp).
-boost::asio::awaitable<Session> connect(boost::asio::any_io_executor executor, std::string endpoint,
-                                        crypto::Fingerprint peer, crypto::Identity identity,
-                                        crypto::TrustStore trust) {
-    return connect(std::move(executor), std::move(endpoint), peer, std::move(identity),
-                   std::move(trust), ClientOptions{});
-}
-
-boost::asio::awaitable<Session> connect(boost::asio::any_io_executor executor, std::string peer,
+boost::asio::awaitable<Session> connect(boost::asio::any_io_executor executor, Target target,
                                         crypto::Identity identity, crypto::TrustStore trust) {
-    return connect(std::move(executor), std::move(peer), std::move(identity), std::move(trust),
+    return connect(std::move(executor), std::move(target), std::move(identity), std::move(trust),
                    ClientOptions{});
-}
-
-boost::asio::awaitable<Session> connect(boost::asio::any_io_executor executor, std::string peer,
-                                        crypto::Identity identity, crypto::TrustStore trust,
-                                        ClientOptions options) {
-    const crypto::TrustedPeer* entry = trust.find(std::string_view(peer));
-    if (entry == nullptr) {
-        detail::throw_error(errc::unknown_peer,
-                            "connect: '" + peer + "' is not in the trust store");
-    }
-    if (entry->address.empty()) {
-        throw std::invalid_argument("connect: trust store entry '" + peer + "' has no address");
-    }
-    std::string address = entry->address;
-    const crypto::Fingerprint fingerprint = entry->fingerprint;
-    co_return co_await connect(std::move(executor), std::move(address), fingerprint,
-                               std::move(identity), std::move(trust), std::move(options));
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -112,13 +117,12 @@ namespace detail {
 
 class ReconnectingClientImpl : public std::enable_shared_from_this<ReconnectingClientImpl> {
   public:
-    ReconnectingClientImpl(Executor executor, std::string endpoint, crypto::Fingerprint peer,
-                           crypto::Identity identity, crypto::TrustStore trust,
-                           ClientOptions options, ReconnectOptions reconnect)
+    ReconnectingClientImpl(Executor executor, Target target, crypto::Identity identity,
+                           crypto::TrustStore trust, ClientOptions options,
+                           ReconnectOptions reconnect)
         : executor_(executor),
           strand_(asio::make_strand(executor)),
-          endpoint_(std::move(endpoint)),
-          peer_(peer),
+          target_(std::move(target)),
           identity_(std::move(identity)),
           trust_(std::move(trust)),
           options_(std::move(options)),
@@ -203,7 +207,7 @@ class ReconnectingClientImpl : public std::enable_shared_from_this<ReconnectingC
                     });
                 }
                 Session fresh = co_await asio::co_spawn(
-                    strand_, connect(executor_, endpoint_, peer_, identity_, trust_, options_),
+                    strand_, connect(executor_, target_, identity_, trust_, options_),
                     asio::bind_cancellation_slot(connect_cancel_.slot(), asio::use_awaitable));
                 if (closed_) {
                     fresh.close();
@@ -214,8 +218,8 @@ class ReconnectingClientImpl : public std::enable_shared_from_this<ReconnectingC
                 co_return fresh;
             } catch (const boost::system::system_error& e) {
                 // The code's message only: what() may carry Boost source locations.
-                options_.logger.info("client: connect to {} failed (attempt {}): {}", endpoint_,
-                                     attempt, e.code().message());
+                options_.logger.info("client: connect to {} failed (attempt {}): {}",
+                                     target_.to_string(), attempt, e.code().message());
                 failure = std::current_exception();
             }
             if (closed_)
@@ -249,8 +253,7 @@ class ReconnectingClientImpl : public std::enable_shared_from_this<ReconnectingC
 
     Executor executor_;
     Executor strand_;
-    std::string endpoint_;
-    crypto::Fingerprint peer_;
+    Target target_;
     crypto::Identity identity_;
     crypto::TrustStore trust_;
     ClientOptions options_;
@@ -269,13 +272,12 @@ class ReconnectingClientImpl : public std::enable_shared_from_this<ReconnectingC
 
 }  // namespace detail
 
-ReconnectingClient::ReconnectingClient(boost::asio::any_io_executor executor, std::string endpoint,
-                                       crypto::Fingerprint peer, crypto::Identity identity,
-                                       crypto::TrustStore trust, ClientOptions options,
-                                       ReconnectOptions reconnect)
-    : impl_(std::make_shared<detail::ReconnectingClientImpl>(
-          std::move(executor), std::move(endpoint), peer, std::move(identity), std::move(trust),
-          std::move(options), reconnect)) {}
+ReconnectingClient::ReconnectingClient(boost::asio::any_io_executor executor, Target target,
+                                       crypto::Identity identity, crypto::TrustStore trust,
+                                       ClientOptions options, ReconnectOptions reconnect)
+    : impl_(std::make_shared<detail::ReconnectingClientImpl>(std::move(executor), std::move(target),
+                                                             std::move(identity), std::move(trust),
+                                                             std::move(options), reconnect)) {}
 
 ReconnectingClient::~ReconnectingClient() {
     if (impl_)

@@ -1,7 +1,9 @@
-// Endpoint strings (no Asio: parsing only; resolving is in transport.cpp).
+// Endpoint strings and Target (no Asio: parsing only; resolving is in transport.cpp, a
+// named Target is looked up in client.cpp).
 #include <algorithm>
 #include <cctype>
 #include <stdexcept>
+#include <utility>
 
 #include "sdmp/framework/endpoint.hpp"
 
@@ -96,6 +98,26 @@ std::string EndpointSpec::to_string() const {
     if (host.find(':') != std::string::npos)
         return "[" + host + "]:" + std::to_string(port);
     return host + ":" + std::to_string(port);
+}
+
+Target Target::address(std::string endpoint, crypto::Fingerprint fingerprint) {
+    (void)EndpointSpec::parse(endpoint);  // throws for a malformed one
+    Target target;
+    target.kind_ = Kind::address;
+    target.endpoint_ = std::move(endpoint);
+    target.fingerprint_ = fingerprint;
+    return target;
+}
+
+Target Target::named(std::string name_or_fingerprint) {
+    Target target;
+    target.kind_ = Kind::named;
+    target.name_ = std::move(name_or_fingerprint);
+    return target;
+}
+
+std::string Target::to_string() const {
+    return kind_ == Kind::address ? endpoint_ : "'" + name_ + "'";
 }
 
 }  // namespace sdmp

@@ -1,6 +1,7 @@
-// Metrics: atomics for counters, one mutex for the per-method maps.
+// Metrics: atomics for counters, per-thread shards for the per-method maps.
 #include <algorithm>
 #include <limits>
+#include <memory>
 
 #include "sdmp/framework/metrics.hpp"
 
@@ -96,17 +97,59 @@ void record(std::map<std::string, MethodStats, std::less<>>& map, std::string_vi
 }
 }  // namespace
 
+Metrics::~Metrics() {
+    for (auto& slot : shards_)
+        delete slot.load(std::memory_order_relaxed);
+}
+
+Metrics::MethodShard& Metrics::shard() {
+    // Each thread keeps one slot for its life; threads beyond k_shards share slots.
+    static std::atomic<std::size_t> next_slot{0};
+    thread_local const std::size_t slot =
+        next_slot.fetch_add(1, std::memory_order_relaxed) % k_shards;
+    std::atomic<MethodShard*>& entry = shards_[slot];
+    MethodShard* existing = entry.load(std::memory_order_acquire);
+    if (existing != nullptr)
+        return *existing;
+    auto made = std::make_unique<MethodShard>();
+    if (entry.compare_exchange_strong(existing, made.get(), std::memory_order_acq_rel))
+        return *made.release();
+    return *existing;  // another thread of the same slot made it first
+}
+
 void Metrics::request_served(std::string_view method, protocol::Status status,
                              std::chrono::nanoseconds latency) {
-    const std::lock_guard lock(mutex_);
-    record(served_, method, status, latency);
+    MethodShard& s = shard();
+    const std::lock_guard lock(s.mutex);
+    record(s.served, method, status, latency);
 }
 
 void Metrics::call_completed(std::string_view method, protocol::Status status,
                              std::chrono::nanoseconds latency) {
-    const std::lock_guard lock(mutex_);
-    record(called_, method, status, latency);
+    MethodShard& s = shard();
+    const std::lock_guard lock(s.mutex);
+    record(s.called, method, status, latency);
 }
+
+namespace {
+void merge(LatencyHistogram& into, const LatencyHistogram& from) noexcept {
+    for (std::size_t i = 0; i < LatencyHistogram::k_bucket_count; ++i)
+        into.counts[i] = saturating_add(into.counts[i], from.counts[i]);
+    into.count = saturating_add(into.count, from.count);
+    into.sum_us = saturating_add(into.sum_us, from.sum_us);
+    into.max_us = std::max(into.max_us, from.max_us);
+}
+
+void merge(std::map<std::string, MethodStats, std::less<>>& into,
+           const std::map<std::string, MethodStats, std::less<>>& from) {
+    for (const auto& [method, stats] : from) {
+        MethodStats& target = into[method];
+        for (std::size_t i = 0; i < stats.by_status.size(); ++i)
+            target.by_status[i] = saturating_add(target.by_status[i], stats.by_status[i]);
+        merge(target.latency, stats.latency);
+    }
+}
+}  // namespace
 
 MetricsSnapshot Metrics::snapshot() const {
     MetricsSnapshot s;
@@ -128,10 +171,18 @@ MetricsSnapshot Metrics::snapshot() const {
     s.notifications_out = get(notifications_out_);
     s.notifications_dropped = get(notifications_dropped_);
     s.send_queue_waits = get(send_queue_waits_);
-    const std::lock_guard lock(mutex_);
-    s.handshakes_refused = refused_;
-    s.served = served_;
-    s.called = called_;
+    {
+        const std::lock_guard lock(mutex_);
+        s.handshakes_refused = refused_;
+    }
+    for (const auto& slot : shards_) {
+        const MethodShard* shard = slot.load(std::memory_order_acquire);
+        if (shard == nullptr)
+            continue;
+        const std::lock_guard lock(shard->mutex);
+        merge(s.served, shard->served);
+        merge(s.called, shard->called);
+    }
     return s;
 }
 

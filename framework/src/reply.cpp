@@ -1,4 +1,4 @@
-// Reply and Context: plain data, no Asio.
+// Reply, Context and CallOptions::inherit: plain data, no Asio.
 #include <algorithm>
 
 #include "sdmp/framework/context.hpp"
@@ -39,6 +39,15 @@ Context::Context(std::shared_ptr<detail::SessionImpl> session, std::shared_ptr<c
       method_(std::move(method)),
       metadata_(std::move(metadata)),
       deadline_(deadline) {}
+
+CallOptions& CallOptions::inherit(const Context& parent) {
+    // Only the deadline travels: metadata and compression are the callee's business, and a
+    // handler that wants to forward them does so explicitly.
+    const auto inherited = parent.deadline();
+    if (inherited && (!parent_deadline || *inherited < *parent_deadline))
+        parent_deadline = inherited;
+    return *this;
+}
 
 std::string_view Context::find_metadata(std::string_view key) const noexcept {
     return find_in(metadata_, key);

@@ -372,6 +372,18 @@ boost::asio::awaitable<Reply> Session::call(std::string method, Bytes body,
     return detail::SessionImpl::call(impl_, std::move(method), std::move(body), std::move(options));
 }
 
+void Session::initiate_call(std::shared_ptr<detail::SessionImpl> impl, std::string method,
+                            Bytes body, CallOptions options, CallHandler handler) {
+    detail::SessionImpl::async_call(std::move(impl), std::move(method), std::move(body),
+                                    std::move(options), std::move(handler));
+}
+
+const std::shared_ptr<detail::SessionImpl>& Session::checked_impl() const {
+    if (!impl_)
+        throw std::logic_error("sdmp::Session: empty handle");
+    return impl_;
+}
+
 boost::asio::awaitable<Reply> Session::call(std::string method, Bytes body) const {
     return call(std::move(method), std::move(body), CallOptions{});
 }
@@ -426,7 +438,7 @@ boost::asio::awaitable<Reply> Context::call(const Session& target, std::string m
                                             CallOptions options) const {
     // The earliest deadline wins when the call starts (CallInitiation), so inheriting never
     // extends a budget.
-    options.parent = this;
+    options.inherit(*this);
     return target.call(std::move(method), std::move(body), std::move(options));
 }
 

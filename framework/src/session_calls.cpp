@@ -3,10 +3,16 @@
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/execution/blocking.hpp>
+#include <boost/asio/execution/context.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/prefer.hpp>
+#include <boost/asio/query.hpp>
+#include <boost/asio/require.hpp>
 
 #include <algorithm>
+#include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -16,39 +22,68 @@
 
 namespace sdmp::detail {
 
+// The CallOp and the caller's handler in one allocation. Two kinds of handler: the one
+// use_awaitable makes for call() (void(std::exception_ptr, Reply): the awaiting coroutine gets
+// the exception as thrown today, with the method in what()), and the type-erased handler of
+// async_call() (void(boost::system::error_code, Reply)).
 template <typename Handler>
 struct SessionImpl::CallOpImpl final : SessionImpl::CallOp {
+    static constexpr bool k_reports_exception =
+        std::is_invocable_v<Handler&&, std::exception_ptr, Reply>;
+    using Work = asio::associated_executor_t<Handler, Executor>;
+
     CallOpImpl(std::shared_ptr<SessionImpl> s, Handler h)
         : CallOp(std::move(s)), handler(std::move(h)), work(target_of(handler, *session)) {}
 
     // The caller's executor. Its context must not run out of work while the call is pending;
     // on the session's own context the session's operations (the pending read, the posted
     // inbox drain, timers, the posted completion) already see to that, so the tracking
-    // executor is only made for other contexts.
-    static Executor target_of(const Handler& handler, const SessionImpl& session) {
-        Executor ex = asio::get_associated_executor(handler, session.strand());
-        if (&asio::query(ex, asio::execution::context) ==
-            &asio::query(session.strand(), asio::execution::context)) {
-            return ex;
+    // executor is only made for other contexts. A type-erased handler's executor cannot be
+    // asked for its context: it is always tracked.
+    static Work target_of(const Handler& handler, const SessionImpl& session) {
+        Work ex = asio::get_associated_executor(handler, session.strand());
+        if constexpr (asio::can_query<const Work&, asio::execution::context_t>::value) {
+            if (&asio::query(ex, asio::execution::context) ==
+                &asio::query(session.strand(), asio::execution::context)) {
+                return ex;
+            }
         }
         return asio::prefer(ex, asio::execution::outstanding_work.tracked);
     }
 
-    void deliver(std::exception_ptr error, Reply reply) override {
-        const Executor target = std::move(work);
-        asio::post(target,
-                   [h = std::move(handler), error, r = std::move(reply), s = session]() mutable {
-                       // Active until here: calls finished but not yet resumed are a burst about to
-                       // return (see submit).
-                       s->calls_active_.fetch_sub(1, std::memory_order_relaxed);
-                       // The canceller lives in the caller's slot: removed in the caller's context.
-                       asio::get_associated_cancellation_slot(h).clear();
-                       std::move(h)(error, std::move(r));
-                   });
+    void deliver(std::error_code error, Reply reply) override {
+        const Work target = std::move(work);
+        auto complete = [h = std::move(handler), outcome = outcome_of(error), r = std::move(reply),
+                         s = session]() mutable {
+            // Active until here: calls finished but not yet resumed are a burst about to
+            // return (see submit).
+            s->calls_active_.fetch_sub(1, std::memory_order_relaxed);
+            // The canceller lives in the caller's slot: removed in the caller's context.
+            asio::get_associated_cancellation_slot(h).clear();
+            std::move(h)(std::move(outcome), std::move(r));
+        };
+        if constexpr (asio::can_require<const Work&, asio::execution::blocking_t::never_t>::value) {
+            asio::post(target, std::move(complete));
+        } else {
+            // A type-erased handler's executor cannot promise not to run the handler inline
+            // (inside finish_call, in the middle of the session's tables): post to the strand,
+            // which then dispatches to it (inline when it is the strand, the default).
+            asio::post(session->strand_, asio::bind_executor(target, std::move(complete)));
+        }
+    }
+
+    auto outcome_of(std::error_code error) const {
+        if constexpr (k_reports_exception) {
+            return error ? std::make_exception_ptr(boost::system::system_error(
+                               boost::system::error_code(error), "call '" + method + "'"))
+                         : std::exception_ptr();
+        } else {
+            return boost::system::error_code(error);
+        }
     }
 
     Handler handler;
-    Executor work;
+    Work work;
 };
 
 // Runs on the caller's thread: makes the CallOp, hooks the caller's cancellation slot to it and
@@ -81,7 +116,7 @@ struct SessionImpl::CallInitiation {
         SessionImpl& session = *op->session;
         op->started = SteadyClock::now();
         // The earliest of timeout, deadline and the parent's deadline: inheriting a budget
-        // never extends it. A parent's deadline is fixed, so reading it here is safe.
+        // never extends it.
         const auto timeout = options.timeout.count() > 0
                                  ? options.timeout
                                  : session.config_.options.default_call_timeout;
@@ -93,10 +128,8 @@ struct SessionImpl::CallInitiation {
         };
         if (options.deadline)
             earliest(*options.deadline);
-        if (options.parent != nullptr) {
-            if (const auto inherited = options.parent->deadline())
-                earliest(*inherited);
-        }
+        if (options.parent_deadline)
+            earliest(*options.parent_deadline);
         op->method = std::move(method);
         op->body = std::move(body);
         op->metadata = std::move(options.metadata);
@@ -116,6 +149,14 @@ asio::awaitable<Reply> SessionImpl::call(std::shared_ptr<SessionImpl> self, std:
     return asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr, Reply)>(
         CallInitiation{}, asio::use_awaitable, std::move(self), std::move(method), std::move(body),
         std::move(options));
+}
+
+void SessionImpl::async_call(std::shared_ptr<SessionImpl> self, std::string method, Bytes body,
+                             CallOptions options, CallHandler handler) {
+    // The same operation as call(), with the handler type-erased by Session::async_call: the
+    // erased handler lives inside the CallOp.
+    CallInitiation{}(std::move(handler), std::move(self), std::move(method), std::move(body),
+                     std::move(options));
 }
 
 // Any thread.
@@ -281,11 +322,9 @@ void SessionImpl::finish_call(CallOp& op, std::error_code error, std::optional<R
     touch_activity();
     if (reply) {
         config_.metrics->call_completed(op.method, reply->status, SteadyClock::now() - op.started);
-        op.deliver(nullptr, std::move(*reply));
+        op.deliver({}, std::move(*reply));
     } else {
-        op.deliver(std::make_exception_ptr(boost::system::system_error(
-                       boost::system::error_code(error), "call '" + op.method + "'")),
-                   Reply{});
+        op.deliver(error, Reply{});
     }
     if (state_ == State::draining) {
         // Not inline: finish_call runs inside loops over the tables that this may change.

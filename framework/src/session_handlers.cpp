@@ -5,6 +5,7 @@
 #include <variant>
 #include <vector>
 
+#include "detail/context_access.hpp"
 #include "detail/session_support.hpp"
 #include "sdmp/error.hpp"
 
@@ -34,8 +35,8 @@ std::string_view cancel_message(Status reason) {
 std::shared_ptr<SessionImpl::Task> SessionImpl::make_task(
     std::uint64_t request_id, std::string method, Metadata metadata,
     std::optional<SteadyClock::time_point> deadline) {
-    auto task = std::make_shared<Task>(Context(shared_from_this(), peer_, request_id,
-                                               std::move(method), std::move(metadata), deadline));
+    auto task = std::make_shared<Task>(ContextAccess::make(
+        shared_from_this(), peer_, request_id, std::move(method), std::move(metadata), deadline));
     task->request_id = request_id;
     task->started = received_at_;
     task->next = tasks_head_;
@@ -179,9 +180,9 @@ asio::awaitable<void> SessionImpl::worker_loop(std::shared_ptr<Worker> worker) {
 }
 
 void SessionImpl::cancel_task(Task& task, Status reason) {
-    if (task.done || task.context.cancel_reason_ != Status::ok)
+    if (task.done || task.context.cancelled())
         return;
-    task.context.cancel_reason_ = reason;
+    ContextAccess::set_cancel_reason(task.context, reason);
     // The handler runs with its worker's signal bound: whatever it awaits now is cancelled
     // (and later awaits throw operation_aborted). A queued task is cancelled when it starts.
     if (task.worker != nullptr)

@@ -28,17 +28,17 @@ asio::awaitable<boost::system::error_code> SessionImpl::read_loop() {
     for (;;) {
         // Every complete record buffered is handled before the next read.
         for (;;) {
-            std::error_code ec = opener_.next_view(payload);
-            if (ec == errc::need_more_data)
+            const protocol::OpenResult opened = opener_.next_view(payload);
+            if (opened.need_more())
                 break;
             // protocol.md §5.6: any record or decode error closes the connection, no `nope`;
             // §6.6: so does a record after the peer's `end`.
-            if (!ec && peer_ended_)
-                ec = errc::malformed;
-            if (ec)
-                co_return boost::system::error_code(ec);
+            if (opened.failed())
+                co_return boost::system::error_code(opened.error);
+            if (peer_ended_)
+                co_return boost::system::error_code(std::error_code(errc::malformed));
             config_.metrics->bytes_received(0, 1);
-            ec = co_await dispatch_payload(payload);
+            const std::error_code ec = co_await dispatch_payload(payload);
             if (ec)
                 co_return boost::system::error_code(ec);
             if (aborted_)

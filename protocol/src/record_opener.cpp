@@ -89,11 +89,11 @@ struct RecordOpener::Impl {
 
     std::size_t buffered() const noexcept { return end - start; }
 
-    std::error_code fail(std::error_code ec) noexcept {
+    OpenResult fail(std::error_code ec) noexcept {
         fatal = ec;
         // Drop what is buffered: nothing after a fatal error may be interpreted.
         start = end = 0;
-        return ec;
+        return OpenResult::fatal(ec);
     }
 
     // protocol.md §5.3 step 1.
@@ -214,18 +214,18 @@ struct RecordOpener::Impl {
 
     // protocol.md §5.3 steps 1-2: authenticates and decrypts the next record in place and
     // consumes it; `plain` stays valid until the next prepare().
-    std::error_code open_record(ByteView& plain_out) {
+    OpenResult open_record(ByteView& plain_out) {
         if (fatal)
-            return fatal;
+            return OpenResult::fatal(fatal);
         if (buffered() < k_record_prefix_size)
-            return errc::need_more_data;
+            return OpenResult::need_more_bytes();
         std::uint8_t* const frame = buffer.get() + start;
         const std::size_t n = detail::load_u32_be(frame);
         // Checked before the body is buffered, so a hostile prefix costs no memory.
         if (!length_valid(n))
             return fail(errc::limit_exceeded);
         if (buffered() - k_record_prefix_size < n)
-            return errc::need_more_data;
+            return OpenResult::need_more_bytes();
         if (usage.exhausted())
             return fail(errc::counter_exhausted);
 
@@ -241,7 +241,7 @@ struct RecordOpener::Impl {
         // The plaintext stays valid until the next prepare(), which only the caller triggers.
         start += k_record_prefix_size + n;
         plain_out = ByteView{plain, plain_size};
-        return {};
+        return OpenResult::opened_record();
     }
 
     // protocol.md §5.4: mirror of the sealer; after a record was opened and inflated.
@@ -259,21 +259,21 @@ struct RecordOpener::Impl {
         }
     }
 
-    std::error_code next(Bytes& payload) {
+    OpenResult next(Bytes& payload) {
         ByteView plain;
-        if (auto ec = open_record(plain))
-            return ec;
+        if (const OpenResult r = open_record(plain); !r.opened())
+            return r;
         if (auto ec = inflate(plain, payload))
             return fail(ec);
         record_opened(plain.size());
-        return {};
+        return OpenResult::opened_record();
     }
 
-    std::error_code next_view(ByteView& payload) {
+    OpenResult next_view(ByteView& payload) {
         payload = {};
         ByteView plain;
-        if (auto ec = open_record(plain))
-            return ec;
+        if (const OpenResult r = open_record(plain); !r.opened())
+            return r;
         std::size_t out_size = 0;
         if (auto ec = inflate(
                 plain, [&](std::size_t n) { return view_space(n); }, out_size)) {
@@ -281,7 +281,7 @@ struct RecordOpener::Impl {
         }
         record_opened(plain.size());
         payload = ByteView{out.get(), out_size};
-        return {};
+        return OpenResult::opened_record();
     }
 
     std::size_t bytes_wanted() const noexcept {
@@ -328,11 +328,11 @@ void RecordOpener::feed(ByteView bytes) {
     impl_->end += bytes.size();
 }
 
-std::error_code RecordOpener::next(Bytes& payload) {
+OpenResult RecordOpener::next(Bytes& payload) {
     return impl_->next(payload);
 }
 
-std::error_code RecordOpener::next_view(ByteView& payload) {
+OpenResult RecordOpener::next_view(ByteView& payload) {
     return impl_->next_view(payload);
 }
 

@@ -196,14 +196,14 @@ void RawPeer::send(ByteView bytes) {
 bool RawPeer::receive(std::vector<protocol::Message>& out) {
     for (;;) {
         Bytes payload;
-        const std::error_code ec = opener_.next(payload);
-        if (!ec) {
+        const protocol::OpenResult opened = opener_.next(payload);
+        if (opened.opened()) {
             if (const std::error_code decode = protocol::decode_messages(payload, out))
                 throw std::runtime_error("raw peer: record does not decode: " + decode.message());
             return true;
         }
-        if (ec != errc::need_more_data)
-            throw std::runtime_error("raw peer: record does not open: " + ec.message());
+        if (opened.failed())
+            throw std::runtime_error("raw peer: record does not open: " + opened.error.message());
         const MutableByteView space = opener_.prepare(16 * 1024);
         const ssize_t n = ::recv(fd_, space.data(), space.size(), 0);
         if (n <= 0)

@@ -163,12 +163,12 @@ class RawPeer {
     bool receive(std::vector<protocol::Message>& out) {
         for (;;) {
             sdmp::Bytes payload;
-            const std::error_code ec = opener_.next(payload);
-            if (!ec) {
+            const protocol::OpenResult opened = opener_.next(payload);
+            if (opened.opened()) {
                 REQUIRE_FALSE(protocol::decode_messages(payload, out));
                 return true;
             }
-            REQUIRE(ec == sdmp::errc::need_more_data);
+            REQUIRE(opened.need_more());
             const sdmp::MutableByteView space = opener_.prepare(16 * 1024);
             boost::system::error_code read_error;
             const std::size_t n =
@@ -196,7 +196,7 @@ class RawPeer {
             return false;
         opener_.feed(record);
         sdmp::Bytes payload;
-        REQUIRE_FALSE(opener_.next(payload));
+        REQUIRE(opener_.next(payload).opened());
         REQUIRE_FALSE(protocol::decode_messages(payload, out));
         return true;
     }

@@ -167,9 +167,10 @@ class TestServer {
 
 inline awaitable<sdmp::Session> connect_client(const TestServer& server,
                                                sdmp::ClientOptions options = client_options()) {
-    co_return co_await sdmp::connect(co_await asio::this_coro::executor, server.endpoint(),
-                                     keys().server.fingerprint(), keys().client,
-                                     keys().client_trust, std::move(options));
+    co_return co_await sdmp::connect(
+        co_await asio::this_coro::executor,
+        sdmp::Target::address(server.endpoint(), keys().server.fingerprint()), keys().client,
+        keys().client_trust, std::move(options));
 }
 
 // A thread-safe one-shot/one-count signal between a handler (server threads) and a test

@@ -1,15 +1,26 @@
 // Loopback tests of calls on a session: concurrency, both directions, deadlines, cancellation,
-// errors, limits, back-pressure, compression, idle timeout.
+// completion tokens, errors, limits, back-pressure, compression, idle timeout.
 #include <algorithm>
 #include <atomic>
+#include <future>
 #include <mutex>
 #include <numeric>
 #include <random>
+#include <type_traits>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+// GCC 12 warns (-Wmaybe-uninitialized) inside Asio's use_future machinery when it inlines it
+// here; the variable is set on every path. Silenced for this header only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <boost/asio/use_future.hpp>
+#pragma GCC diagnostic pop
 
 #include "framework_test_util.hpp"
+#include "sdmp/json.hpp"
 
 using namespace fwtest;
 using namespace boost::asio::experimental::awaitable_operators;
@@ -232,14 +243,22 @@ TEST_CASE("cancelling a call through its cancellation slot cancels the handler",
     drain(io);
 }
 
-TEST_CASE("a handler's remaining budget travels with its own calls",
-          "[framework][loopback][deadline]") {
+namespace {
+
+// The remaining budget (ms) the client's "inner" handler sees when the server's "outer" handler
+// calls it back through ctx.call: the client gives "outer" `outer_timeout`, and "outer" gives
+// its nested call `nested_timeout` (none when zero). -2 when "inner" saw no deadline.
+long long nested_budget_ms(std::chrono::milliseconds outer_timeout,
+                           std::chrono::milliseconds nested_timeout) {
     std::atomic<long long> inner_budget_ms{-1};
     sdmp::Router router;
-    router.add("outer", [](sdmp::Context& ctx, sdmp::Bytes) -> awaitable<sdmp::Reply> {
-        // Calls the client back, inheriting this call's deadline.
-        co_return co_await ctx.call(ctx.session(), "inner", {});
-    });
+    router.add("outer",
+               [nested_timeout](sdmp::Context& ctx, sdmp::Bytes) -> awaitable<sdmp::Reply> {
+                   sdmp::CallOptions options;
+                   if (nested_timeout.count() > 0)
+                       options.with_timeout(nested_timeout);
+                   co_return co_await ctx.call(ctx.session(), "inner", {}, std::move(options));
+               });
     TestServer server(std::move(router));
     auto client_router = std::make_shared<sdmp::Router>();
     client_router->add("inner", [&](sdmp::Context& ctx, sdmp::Bytes) -> awaitable<sdmp::Reply> {
@@ -251,12 +270,227 @@ TEST_CASE("a handler's remaining budget travels with its own calls",
         auto options = client_options();
         options.router = client_router;
         const sdmp::Session session = co_await connect_client(server, options);
-        const sdmp::Reply reply = co_await session.call(
-            "outer", {}, sdmp::CallOptions{}.with_timeout(std::chrono::seconds(20)));
+        const sdmp::Reply reply =
+            co_await session.call("outer", {}, sdmp::CallOptions{}.with_timeout(outer_timeout));
         CHECK(reply.is_ok());
     }());
-    CHECK(inner_budget_ms > 0);
-    CHECK(inner_budget_ms <= 20000);
+    drain(io);
+    return inner_budget_ms;
+}
+
+}  // namespace
+
+TEST_CASE("a handler's remaining budget travels with its own calls",
+          "[framework][loopback][deadline]") {
+    const long long budget = nested_budget_ms(std::chrono::seconds(20), {});
+    CHECK(budget > 0);
+    CHECK(budget <= 20000);
+}
+
+// Only the framework makes a Context (detail::ContextAccess): an application cannot make one
+// that belongs to no received request.
+static_assert(!std::is_default_constructible_v<sdmp::Context>);
+static_assert(
+    !std::is_constructible_v<sdmp::Context, std::shared_ptr<sdmp::detail::SessionImpl>,
+                             std::shared_ptr<const sdmp::PeerInfo>, std::uint64_t, std::string,
+                             sdmp::Metadata, std::optional<sdmp::Context::Clock::time_point>>);
+
+TEST_CASE("inherited options carry the parent's deadline by value, past the handler's end",
+          "[framework][loopback][deadline]") {
+    asio::io_context io;
+    // The client's "block" handler never answers on its own.
+    Blocker blocker(io);
+    auto client_router = std::make_shared<sdmp::Router>();
+    blocker.install(*client_router);
+    Signal inner_done(io.get_executor(), 1);
+    std::atomic<int> inner_status{-1};
+    std::atomic<bool> inner_error{false};
+    std::atomic<bool> copied{false};
+    sdmp::Router router;
+    router.add("outer", [&](sdmp::Context& ctx, sdmp::Bytes) -> awaitable<sdmp::Reply> {
+        // The options hold a copy of the deadline, so the call may outlive this handler (and
+        // its Context): it still ends when the outer caller's budget does.
+        const auto inherited = sdmp::CallOptions{}.inherit(ctx);
+        copied =
+            inherited.parent_deadline.has_value() && inherited.parent_deadline == ctx.deadline();
+        ctx.session().async_call("block", {}, inherited,
+                                 [&](boost::system::error_code ec, sdmp::Reply reply) {
+                                     inner_error = static_cast<bool>(ec);
+                                     inner_status = static_cast<int>(reply.status);
+                                     notify(inner_done);
+                                 });
+        co_return sdmp::Reply::ok();
+    });
+    TestServer server(std::move(router));
+    run(io, [&]() -> awaitable<void> {
+        auto options = client_options();
+        options.router = client_router;
+        const sdmp::Session session = co_await connect_client(server, options);
+        const auto started = std::chrono::steady_clock::now();
+        const sdmp::Reply reply = co_await session.call(
+            "outer", {}, sdmp::CallOptions{}.with_timeout(std::chrono::milliseconds(300)));
+        CHECK(reply.is_ok());
+        co_await wait(inner_done);
+        CHECK(std::chrono::steady_clock::now() - started >= std::chrono::milliseconds(250));
+        co_await wait(blocker.ended);
+    }());
+    CHECK(copied);
+    CHECK_FALSE(inner_error);
+    CHECK(inner_status == static_cast<int>(sdmp::Status::deadline_exceeded));
+    CHECK(blocker.had_deadline);
+    CHECK(blocker.reason == static_cast<int>(sdmp::Status::deadline_exceeded));
+    drain(io);
+}
+
+TEST_CASE("an inherited budget wins over a longer timeout of the nested call",
+          "[framework][loopback][deadline]") {
+    const long long budget = nested_budget_ms(std::chrono::seconds(2), std::chrono::seconds(20));
+    CHECK(budget > 0);
+    CHECK(budget <= 2000);
+}
+
+TEST_CASE("async_call completes a plain callback with an error code or a reply",
+          "[framework][loopback][token]") {
+    asio::io_context io;
+    sdmp::Router router;
+    add_echo(router);
+    TestServer server(std::move(router));
+    run(io, [&]() -> awaitable<void> {
+        const auto executor = co_await asio::this_coro::executor;
+        const sdmp::Session session = co_await connect_client(server);
+        Signal done(executor, 1);
+        boost::system::error_code error = asio::error::would_block;
+        sdmp::Reply reply;
+        session.async_call("echo", sdmp::bytes_of("callback"), {},
+                           [&](boost::system::error_code ec, sdmp::Reply r) {
+                               error = ec;
+                               reply = std::move(r);
+                               notify(done);
+                           });
+        co_await wait(done);
+        CHECK_FALSE(error);
+        CHECK(reply.text() == "callback");
+
+        // A status is a reply, not an error.
+        session.async_call("missing", {}, {}, [&](boost::system::error_code ec, sdmp::Reply r) {
+            error = ec;
+            reply = std::move(r);
+            notify(done);
+        });
+        co_await wait(done);
+        CHECK_FALSE(error);
+        CHECK(reply.status == sdmp::Status::unknown_method);
+
+        // A transport failure is the error code call() would throw, with an empty reply.
+        session.abort();
+        co_await session.wait_closed();
+        session.async_call("echo", sdmp::bytes_of("late"), {},
+                           [&](boost::system::error_code ec, sdmp::Reply r) {
+                               error = ec;
+                               reply = std::move(r);
+                               notify(done);
+                           });
+        co_await wait(done);
+        CHECK(error == std::error_code(sdmp::framework_errc::connection_closed));
+        CHECK(reply.body.empty());
+        bool thrown = false;
+        try {
+            co_await session.call("echo", sdmp::bytes_of("late"));
+        } catch (const boost::system::system_error& e) {
+            thrown = has_code(e, sdmp::framework_errc::connection_closed);
+        }
+        CHECK(thrown);
+    }());
+    CHECK_THROWS_AS(sdmp::Session{}.async_call("echo", {}, {}, asio::deferred), std::logic_error);
+    drain(io);
+}
+
+TEST_CASE("async_call works with use_future and deferred", "[framework][loopback][token]") {
+    asio::io_context io;
+    std::atomic<int> echoed{0};
+    sdmp::Router router;
+    router.add("echo", [&](sdmp::Context&, sdmp::Bytes body) -> awaitable<sdmp::Reply> {
+        ++echoed;
+        co_return sdmp::Reply::ok(std::move(body));
+    });
+    TestServer server(std::move(router));
+    sdmp::Session session = run(io, connect_client(server));
+
+    SECTION("use_future, waited for from another thread") {
+        auto work = asio::make_work_guard(io);
+        std::thread runner([&io] { io.run(); });
+        std::future<sdmp::Reply> reply =
+            session.async_call("echo", sdmp::bytes_of("future"), {}, asio::use_future);
+        REQUIRE(reply.wait_for(k_safety_net) == std::future_status::ready);
+        CHECK(reply.get().text() == "future");
+        // Errors arrive as the future's exception, the type and code call() throws.
+        session.abort();
+        asio::co_spawn(io, session.wait_closed(), asio::use_future).wait();
+        std::future<sdmp::Reply> late =
+            session.async_call("echo", sdmp::bytes_of("late"), {}, asio::use_future);
+        REQUIRE(late.wait_for(k_safety_net) == std::future_status::ready);
+        bool thrown = false;
+        try {
+            late.get();
+        } catch (const boost::system::system_error& e) {
+            thrown = has_code(e, sdmp::framework_errc::connection_closed);
+        }
+        CHECK(thrown);
+        work.reset();
+        io.stop();
+        runner.join();
+    }
+    SECTION("deferred: nothing is sent until the operation is launched") {
+        run(io, [&]() -> awaitable<void> {
+            auto later = session.async_call("echo", sdmp::bytes_of("deferred"), {}, asio::deferred);
+            sdmp::Reply echo = co_await session.call("echo", sdmp::bytes_of("first"));
+            CHECK(echo.text() == "first");
+            CHECK(echoed == 1);
+            const sdmp::Reply reply = co_await std::move(later)(asio::use_awaitable);
+            CHECK(reply.text() == "deferred");
+            CHECK(echoed == 2);
+        }());
+    }
+    session = {};
+    drain(io);
+}
+
+TEST_CASE("async_call is cancelled through a bound cancellation slot",
+          "[framework][loopback][token][cancel]") {
+    asio::io_context io;
+    Blocker blocker(io);
+    sdmp::Router router;
+    blocker.install(router);
+    TestServer server(std::move(router));
+    const auto type = GENERATE(asio::cancellation_type::terminal, asio::cancellation_type::partial,
+                               asio::cancellation_type::total);
+    CAPTURE(static_cast<int>(type));
+    boost::system::error_code error = asio::error::would_block;
+    std::optional<sdmp::Reply> result;
+    run(io, [&]() -> awaitable<void> {
+        const auto executor = co_await asio::this_coro::executor;
+        const sdmp::Session session = co_await connect_client(server);
+        asio::cancellation_signal cancel;
+        Signal done(executor, 1);
+        session.async_call("block", {}, {},
+                           asio::bind_cancellation_slot(
+                               cancel.slot(), [&](boost::system::error_code ec, sdmp::Reply reply) {
+                                   error = ec;
+                                   result = std::move(reply);
+                                   notify(done);
+                               }));
+        co_await wait(blocker.started);
+        cancel.emit(type);
+        co_await wait(done);
+        co_await wait(blocker.ended);
+        // The session is still fine.
+        const sdmp::Reply again = co_await session.call("missing", {});
+        CHECK(again.status == sdmp::Status::unknown_method);
+    }());
+    CHECK_FALSE(error);
+    REQUIRE(result.has_value());
+    CHECK(result->status == sdmp::Status::cancelled);
+    CHECK(blocker.reason == static_cast<int>(sdmp::Status::cancelled));
     drain(io);
 }
 

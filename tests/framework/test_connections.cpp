@@ -144,9 +144,10 @@ TEST_CASE("an initiator the server refuses gets framework_errc::refused_by_peer"
         auto options = client_options();
         options.metrics = metrics;
         try {
-            co_await sdmp::connect(co_await asio::this_coro::executor, server.endpoint(),
-                                   keys().server.fingerprint(), keys().stranger,
-                                   keys().stranger_trust, options);
+            co_await sdmp::connect(
+                co_await asio::this_coro::executor,
+                sdmp::Target::address(server.endpoint(), keys().server.fingerprint()),
+                keys().stranger, keys().stranger_trust, options);
         } catch (const boost::system::system_error& e) {
             refused = has_code(e, sdmp::framework_errc::refused_by_peer);
         }
@@ -163,9 +164,10 @@ TEST_CASE("connect refuses a peer that is not in the trust store, before any I/O
     bool unknown = false;
     run(io, [&]() -> awaitable<void> {
         try {
-            co_await sdmp::connect(co_await asio::this_coro::executor, server.endpoint(),
-                                   keys().stranger.fingerprint(), keys().client,
-                                   keys().client_trust, client_options());
+            co_await sdmp::connect(
+                co_await asio::this_coro::executor,
+                sdmp::Target::address(server.endpoint(), keys().stranger.fingerprint()),
+                keys().client, keys().client_trust, client_options());
         } catch (const boost::system::system_error& e) {
             unknown = has_code(e, sdmp::errc::unknown_peer);
         }
@@ -177,8 +179,7 @@ TEST_CASE("connect refuses a peer that is not in the trust store, before any I/O
 TEST_CASE("connect reports a malformed endpoint and a closed port clearly",
           "[framework][loopback]") {
     asio::io_context io;
-    CHECK_THROWS_AS(run(io, sdmp::connect(io.get_executor(), "::1:80", keys().server.fingerprint(),
-                                          keys().client, keys().client_trust, client_options())),
+    CHECK_THROWS_AS(sdmp::Target::address("::1:80", keys().server.fingerprint()),
                     std::invalid_argument);
     // A port nobody listens on: take a free one and close it again.
     std::uint16_t port = 0;
@@ -188,9 +189,10 @@ TEST_CASE("connect reports a malformed endpoint and a closed port clearly",
     }
     bool refused = false;
     try {
-        run(io, sdmp::connect(io.get_executor(), "127.0.0.1:" + std::to_string(port),
-                              keys().server.fingerprint(), keys().client, keys().client_trust,
-                              client_options()));
+        run(io, sdmp::connect(io.get_executor(),
+                              sdmp::Target::address("127.0.0.1:" + std::to_string(port),
+                                                    keys().server.fingerprint()),
+                              keys().client, keys().client_trust, client_options()));
     } catch (const boost::system::system_error& e) {
         refused = e.code() == asio::error::connection_refused;
         CHECK(std::string(e.what()).find("127.0.0.1") != std::string::npos);
@@ -198,18 +200,52 @@ TEST_CASE("connect reports a malformed endpoint and a closed port clearly",
     CHECK(refused);
 }
 
-TEST_CASE("the trust store's address is enough to connect by name", "[framework][loopback]") {
+TEST_CASE("a named target resolves through the trust store, an unknown name is unknown_peer",
+          "[framework][loopback]") {
     TestServer server(echo_router());
     asio::io_context io;
     sdmp::crypto::TrustStore trust;
     auto entry = peer_entry(keys().server, "server");
     entry.address = server.endpoint();
     REQUIRE_FALSE(trust.add(entry));
+    auto nameless = peer_entry(keys().stranger, "");  // in the store, but without an address
+    REQUIRE_FALSE(trust.add(nameless));
+
+    const auto by_name = sdmp::Target::named("server");
+    CHECK(by_name.is_named());
+    CHECK(by_name.kind() == sdmp::Target::Kind::named);
+    CHECK(by_name.name() == "server");
+    CHECK(sdmp::Target::address(server.endpoint(), keys().server.fingerprint()).is_address());
+    bool unknown = false;
+    bool no_address = false;
     run(io, [&]() -> awaitable<void> {
-        const sdmp::Session session = co_await sdmp::connect(
-            co_await asio::this_coro::executor, "server", keys().client, trust, client_options());
+        const auto executor = co_await asio::this_coro::executor;
+        const sdmp::Session session =
+            co_await sdmp::connect(executor, by_name, keys().client, trust, client_options());
         co_await expect_echo(session, "by name");
+        CHECK(session.peer().fingerprint == keys().server.fingerprint());
+        // A fingerprint names the same entry.
+        const sdmp::Session by_fingerprint =
+            co_await sdmp::connect(executor, sdmp::Target::named(keys().server.fingerprint().hex()),
+                                   keys().client, trust, client_options());
+        co_await expect_echo(by_fingerprint, "by fingerprint");
+        try {
+            co_await sdmp::connect(executor, sdmp::Target::named("no-such-peer"), keys().client,
+                                   trust, client_options());
+        } catch (const boost::system::system_error& e) {
+            unknown = has_code(e, sdmp::errc::unknown_peer);
+        }
+        try {
+            co_await sdmp::connect(executor,
+                                   sdmp::Target::named(keys().stranger.fingerprint().hex()),
+                                   keys().client, trust, client_options());
+        } catch (const std::invalid_argument&) {
+            no_address = true;
+        }
     }());
+    CHECK(unknown);
+    CHECK(no_address);
+    CHECK(server.server().metrics().handshakes_completed == 2);
     drain(io);
 }
 
@@ -386,9 +422,10 @@ TEST_CASE("a reconnecting client gets a new session after the old one broke",
     run(io, [&]() -> awaitable<void> {
         sdmp::ReconnectOptions reconnect;
         reconnect.initial_backoff = std::chrono::milliseconds(10);
-        sdmp::ReconnectingClient client(co_await asio::this_coro::executor, server.endpoint(),
-                                        keys().server.fingerprint(), keys().client,
-                                        keys().client_trust, client_options(), reconnect);
+        sdmp::ReconnectingClient client(
+            co_await asio::this_coro::executor,
+            sdmp::Target::address(server.endpoint(), keys().server.fingerprint()), keys().client,
+            keys().client_trust, client_options(), reconnect);
         const sdmp::Reply one = co_await client.call("echo", sdmp::bytes_of("one"));
         CHECK(one.text() == "one");
         CHECK(client.connects() == 1);
@@ -419,7 +456,8 @@ TEST_CASE("a connect attempt in progress ends when the client is closed or the c
     const std::string endpoint = "127.0.0.1:" + std::to_string(silent.local_endpoint().port());
     auto options = client_options();
     options.handshake.timeout = std::chrono::hours(1);
-    sdmp::ReconnectingClient client(io.get_executor(), endpoint, keys().server.fingerprint(),
+    sdmp::ReconnectingClient client(io.get_executor(),
+                                    sdmp::Target::address(endpoint, keys().server.fingerprint()),
                                     keys().client, keys().client_trust, options);
     // Either way ends the attempt. Giving up has to be forwarded: the attempt runs under a
     // cancellation slot of the client's own (the one close() uses).
@@ -468,8 +506,9 @@ TEST_CASE("a server on the application's executor listens on several endpoints",
     run(io, [&]() -> awaitable<void> {
         for (const auto& endpoint : endpoints) {
             const sdmp::Session session = co_await sdmp::connect(
-                co_await asio::this_coro::executor, endpoint.to_string(),
-                keys().server.fingerprint(), keys().client, keys().client_trust, client_options());
+                co_await asio::this_coro::executor,
+                sdmp::Target::address(endpoint.to_string(), keys().server.fingerprint()),
+                keys().client, keys().client_trust, client_options());
             co_await expect_echo(session, endpoint.to_string());
         }
     }());

@@ -1,7 +1,10 @@
 // Unit tests of the framework's Asio-free parts: endpoint strings, router registry, replies,
 // metrics, logging.
 #include <catch2/catch.hpp>
+#include <thread>
+#include <vector>
 
+#include "sdmp/json.hpp"
 #include "sdmp/sdmp.hpp"
 
 namespace {
@@ -174,4 +177,30 @@ TEST_CASE("framework errors have their own category and describe every code",
     // Not the lower layers' codes with the same value.
     CHECK(lost != std::error_code(static_cast<sdmp::errc>(45)));
     CHECK(lost == sdmp::framework_errc::connection_lost);
+}
+
+TEST_CASE("metrics recorded on many threads add up in one snapshot", "[framework][metrics]") {
+    sdmp::Metrics metrics;
+    constexpr int k_threads = 20;  // more threads than shards: some share one
+    constexpr int k_each = 500;
+    std::vector<std::thread> threads;
+    for (int t = 0; t < k_threads; ++t) {
+        threads.emplace_back([&metrics, t] {
+            for (int i = 0; i < k_each; ++i) {
+                metrics.request_served("shared", sdmp::Status::ok, std::chrono::microseconds(t));
+                metrics.call_completed(t % 2 == 0 ? "even" : "odd", sdmp::Status::cancelled,
+                                       std::chrono::milliseconds(2));
+            }
+        });
+    }
+    for (auto& thread : threads)
+        thread.join();
+    const auto s = metrics.snapshot();
+    const auto& shared = s.served.at("shared");
+    CHECK(shared.count(sdmp::Status::ok) == k_threads * k_each);
+    CHECK(shared.latency.count == k_threads * k_each);
+    CHECK(shared.latency.max_us == k_threads - 1);
+    CHECK(s.called.at("even").count(sdmp::Status::cancelled) == k_threads / 2 * k_each);
+    CHECK(s.called.at("odd").latency.count == k_threads / 2 * k_each);
+    CHECK(s.called.at("odd").latency.sum_us == k_threads / 2 * k_each * 2000);
 }

@@ -147,7 +147,7 @@ TEST_CASE("server-initiated calls and call-backs work in every threading model",
     sdmp::Router router;
     router.add("relay", [](sdmp::Context& ctx, sdmp::Bytes body) -> awaitable<sdmp::Reply> {
         const sdmp::Session peer = ctx.session();
-        auto inherit = sdmp::CallOptions{}.with_parent(ctx);
+        auto inherit = sdmp::CallOptions{}.inherit(ctx);
         const sdmp::Reply back = co_await peer.call("mirror", std::move(body), inherit);
         if (!back.is_ok())
             throw sdmp::StatusError(back.status, "call-back failed");
@@ -358,23 +358,24 @@ TEST_CASE("a server on the application's executor gives each connection a strand
         app_threads.emplace_back([&app] { app.run(); });
 
     std::atomic<int> wrong{0};
-    const int failed =
-        run(io, all_of(k_clients, [&](int client) -> awaitable<void> {
-                const sdmp::Session session = co_await sdmp::connect(
-                    co_await asio::this_coro::executor, endpoint, keys().server.fingerprint(),
-                    keys().client, keys().client_trust, client_options());
-                for (int round = 0; round < k_rounds; ++round) {
-                    wrong += co_await all_of(
-                        k_in_flight, [&, client, round](int call) -> awaitable<void> {
-                            const std::string text = std::to_string(client) + ":" +
-                                                     std::to_string(round * k_in_flight + call);
-                            const sdmp::Reply reply =
-                                co_await session.call("echo", sdmp::bytes_of(text));
-                            if (!reply.is_ok() || reply.text() != text)
-                                ++wrong;
-                        });
-                }
-            }));
+    const int failed = run(
+        io, all_of(k_clients, [&](int client) -> awaitable<void> {
+            const sdmp::Session session =
+                co_await sdmp::connect(co_await asio::this_coro::executor,
+                                       sdmp::Target::address(endpoint, keys().server.fingerprint()),
+                                       keys().client, keys().client_trust, client_options());
+            for (int round = 0; round < k_rounds; ++round) {
+                wrong +=
+                    co_await all_of(k_in_flight, [&, client, round](int call) -> awaitable<void> {
+                        const std::string text = std::to_string(client) + ":" +
+                                                 std::to_string(round * k_in_flight + call);
+                        const sdmp::Reply reply =
+                            co_await session.call("echo", sdmp::bytes_of(text));
+                        if (!reply.is_ok() || reply.text() != text)
+                            ++wrong;
+                    });
+            }
+        }));
     server->shutdown();
     run(io, wait(finished));  // async_run() has completed: every session closed
     app_work.reset();

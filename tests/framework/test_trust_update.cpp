@@ -36,9 +36,10 @@ struct Peers {
 };
 
 awaitable<sdmp::Session> connect_as(const TestServer& server, const sdmp::crypto::Identity& id) {
-    co_return co_await sdmp::connect(co_await asio::this_coro::executor, server.endpoint(),
-                                     keys().server.fingerprint(), id, keys().client_trust,
-                                     client_options());
+    co_return co_await sdmp::connect(
+        co_await asio::this_coro::executor,
+        sdmp::Target::address(server.endpoint(), keys().server.fingerprint()), id,
+        keys().client_trust, client_options());
 }
 
 awaitable<bool> echoes(const sdmp::Session& session, std::string text) {
@@ -224,9 +225,9 @@ TEST_CASE("close() ends a reconnecting client's backoff at once",
     sdmp::ReconnectOptions reconnect;
     reconnect.initial_backoff = std::chrono::hours(1);
     reconnect.max_backoff = std::chrono::hours(1);
-    sdmp::ReconnectingClient client(io.get_executor(), server.endpoint(),
-                                    keys().server.fingerprint(), keys().stranger,
-                                    keys().stranger_trust, options, reconnect);
+    sdmp::ReconnectingClient client(
+        io.get_executor(), sdmp::Target::address(server.endpoint(), keys().server.fingerprint()),
+        keys().stranger, keys().stranger_trust, options, reconnect);
 
     bool aborted = false;
     run(io, [&]() -> awaitable<void> {

@@ -165,3 +165,26 @@ TEST_CASE("record_open seeds open the records they hold", "[fuzz]") {
         CHECK(sdmp::fuzz::records_opened(seed("record_open", name)) == count);
     }
 }
+
+TEST_CASE("session_core seeds reach the states their names promise", "[fuzz]") {
+    const auto basic = sdmp::fuzz::session_core_counts(seed("session_core", "basic.bin"));
+    CHECK(basic.records >= 2);
+    CHECK(basic.tail_messages == 1);
+    const auto waiters = sdmp::fuzz::session_core_counts(seed("session_core", "waiters.bin"));
+    CHECK(waiters.grants >= 2);
+    CHECK(waiters.failed_waiters >= 1);
+    const auto gathered = sdmp::fuzz::session_core_counts(seed("session_core", "gathered.bin"));
+    CHECK(gathered.gathered >= 2);
+    CHECK(gathered.compressed >= 1);
+    CHECK(gathered.grants >= 1);
+    const auto coalesced = sdmp::fuzz::session_core_counts(seed("session_core", "coalesced.bin"));
+    CHECK(coalesced.records >= 2);
+    const auto keepalive = sdmp::fuzz::session_core_counts(seed("session_core", "keepalive.bin"));
+    CHECK(keepalive.pings >= 2);
+    CHECK(keepalive.peer_silent >= 1);
+    CHECK(keepalive.idle >= 1);
+    const auto tail = sdmp::fuzz::session_core_counts(seed("session_core", "tail_all_types.bin"));
+    CHECK(tail.tail_messages == 8);
+    const auto cut = sdmp::fuzz::session_core_counts(seed("session_core", "tail_truncated.bin"));
+    CHECK(cut.tail_messages < 2);
+}

@@ -118,9 +118,9 @@ TEST_CASE("record round trip for every level, size and suite", "[record]") {
             REQUIRE(n - 16 >= size);
 
         opener.feed(frame);
-        REQUIRE_FALSE(opener.next(payload));
+        REQUIRE(opener.next(payload).opened());
         REQUIRE(payload == in);
-        REQUIRE(opener.next(payload) == errc::need_more_data);
+        REQUIRE(opener.next(payload).need_more());
     }
     REQUIRE(sealer.records_sealed() == std::size(sizes));
     REQUIRE(opener.records_opened() == std::size(sizes));
@@ -179,7 +179,7 @@ TEST_CASE("several framed messages share one record", "[record][message]") {
     REQUIRE_FALSE(sealer.seal(payload, 1, frame));
     opener.feed(frame);
     Bytes opened;
-    REQUIRE_FALSE(opener.next(opened));
+    REQUIRE(opener.next(opened).opened());
     std::vector<Message> messages;
     REQUIRE_FALSE(decode_messages(opened, messages));
     REQUIRE(messages.size() == 3);
@@ -226,11 +226,11 @@ TEST_CASE("sealer rejects empty and oversized payloads without appending", "[rec
     opener.feed(ByteView(out).subspan(3));
     opener.feed(frames);
     Bytes payload;
-    REQUIRE_FALSE(opener.next(payload));
+    REQUIRE(opener.next(payload).opened());
     REQUIRE(payload == Bytes(600, 'a'));
-    REQUIRE_FALSE(opener.next(payload));
+    REQUIRE(opener.next(payload).opened());
     REQUIRE(as_string_view(payload) == "low");
-    REQUIRE_FALSE(opener.next(payload));
+    REQUIRE(opener.next(payload).opened());
     REQUIRE(as_string_view(payload) == "high");
 }
 
@@ -249,7 +249,7 @@ TEST_CASE("the largest payload fits the largest record at level 0", "[record]") 
     REQUIRE(prefix_of(frame) <= defaults.max_record_size);
     opener.feed(frame);
     Bytes payload;
-    REQUIRE_FALSE(opener.next(payload));
+    REQUIRE(opener.next(payload).opened());
     REQUIRE(payload == in);
     REQUIRE(payload.capacity() <= defaults.max_payload_size);
     frame.clear();
@@ -275,21 +275,21 @@ TEST_CASE("every flipped bit of a record is detected", "[record][adversarial]") 
             RecordOpener opener(provider, aead, key);
             opener.feed(bad);
             Bytes payload;
-            const auto ec = opener.next(payload);
+            const OpenResult r = opener.next(payload);
             if (i >= 4) {
-                REQUIRE(ec == errc::authentication_failed);
+                REQUIRE(r.error == errc::authentication_failed);
                 continue;
             }
             // A changed prefix is either an invalid length or a valid one that no longer
             // matches the body; completing the longer frame must then fail the tag.
-            if (ec == errc::need_more_data) {
+            if (r.need_more()) {
                 const std::uint32_t n = prefix_of(bad);
                 REQUIRE(n > 272);
                 REQUIRE(opener.bytes_wanted() == n + 4 - bad.size());
                 opener.feed(Bytes(opener.bytes_wanted(), 0));
-                REQUIRE(opener.next(payload) == errc::authentication_failed);
+                REQUIRE(opener.next(payload).error == errc::authentication_failed);
             } else {
-                REQUIRE(ec == errc::limit_exceeded);
+                REQUIRE(r.error == errc::limit_exceeded);
             }
         }
     }
@@ -309,43 +309,78 @@ TEST_CASE("reordered, replayed and truncated records", "[record][adversarial]") 
         RecordOpener opener(provider, AeadAlgorithm::aes_256_gcm, key);
         opener.feed(r1);
         opener.feed(r0);
-        REQUIRE(opener.next(payload) == errc::authentication_failed);
+        REQUIRE(opener.next(payload).error == errc::authentication_failed);
         // Fatal errors are sticky.
-        REQUIRE(opener.next(payload) == errc::authentication_failed);
+        REQUIRE(opener.next(payload).error == errc::authentication_failed);
     }
     SECTION("replayed") {
         RecordOpener opener(provider, AeadAlgorithm::aes_256_gcm, key);
         opener.feed(r0);
         opener.feed(r0);
-        REQUIRE_FALSE(opener.next(payload));
+        REQUIRE(opener.next(payload).opened());
         REQUIRE(as_string_view(payload) == "first");
-        REQUIRE(opener.next(payload) == errc::authentication_failed);
+        REQUIRE(opener.next(payload).error == errc::authentication_failed);
         opener.feed(r1);  // even the right record is not accepted any more
-        REQUIRE(opener.next(payload) == errc::authentication_failed);
+        REQUIRE(opener.next(payload).error == errc::authentication_failed);
     }
     SECTION("truncated") {
         RecordOpener opener(provider, AeadAlgorithm::aes_256_gcm, key);
         REQUIRE(opener.bytes_wanted() == 4);
         opener.feed(ByteView(r0).first(2));
-        REQUIRE(opener.next(payload) == errc::need_more_data);
+        REQUIRE(opener.next(payload).need_more());
         REQUIRE(opener.bytes_wanted() == 2);
         opener.feed(ByteView(r0).subspan(2, r0.size() - 3));
-        REQUIRE(opener.next(payload) == errc::need_more_data);
+        REQUIRE(opener.next(payload).need_more());
         REQUIRE(opener.bytes_wanted() == 1);
         opener.feed(ByteView(r0).last(1));
-        REQUIRE_FALSE(opener.next(payload));
+        REQUIRE(opener.next(payload).opened());
         REQUIRE(as_string_view(payload) == "first");
     }
     SECTION("wrong key") {
         RecordOpener opener(provider, AeadAlgorithm::aes_256_gcm, test_key(8));
         opener.feed(r0);
-        REQUIRE(opener.next(payload) == errc::authentication_failed);
+        REQUIRE(opener.next(payload).error == errc::authentication_failed);
     }
     SECTION("wrong suite") {
         RecordOpener opener(provider, AeadAlgorithm::chacha20_poly1305, key);
         opener.feed(r0);
-        REQUIRE(opener.next(payload) == errc::authentication_failed);
+        REQUIRE(opener.next(payload).error == errc::authentication_failed);
     }
+}
+
+TEST_CASE("needing more bytes is a status without an error, every error is fatal", "[record]") {
+    auto& provider = crypto::default_provider();
+    const auto key = test_key(7);
+    RecordSealer sealer(provider, AeadAlgorithm::aes_256_gcm, key);
+    Bytes frame;
+    REQUIRE_FALSE(sealer.seal(as_bytes("whole"), 0, frame));
+    RecordOpener opener(provider, AeadAlgorithm::aes_256_gcm, key);
+    Bytes payload = {'x'};
+
+    // Between records: nothing to open, nothing wrong, the payload untouched.
+    OpenResult r = opener.next(payload);
+    CHECK(r.status == OpenStatus::need_more);
+    CHECK((r.need_more() && !r.opened() && !r.failed()));
+    CHECK_FALSE(r.error);
+    CHECK(payload == Bytes{'x'});
+    opener.feed(ByteView(frame).first(frame.size() - 1));
+    CHECK(opener.next(payload) == OpenResult::need_more_bytes());
+
+    opener.feed(ByteView(frame).last(1));
+    r = opener.next(payload);
+    CHECK((r.opened() && !r.need_more() && !r.failed()));
+    CHECK_FALSE(r.error);
+    CHECK(as_string_view(payload) == "whole");
+
+    // protocol.md §5.6: a failure carries its error, and stays.
+    opener.feed(prefix_bytes(16));
+    r = opener.next(payload);
+    CHECK(r.failed());
+    CHECK(r.error == errc::limit_exceeded);
+    CHECK(opener.next(payload) == r);
+    opener.feed(frame);
+    ByteView view;
+    CHECK(opener.next_view(view) == OpenResult::fatal(errc::limit_exceeded));
 }
 
 TEST_CASE("length prefix is validated before the body is buffered", "[record][adversarial]") {
@@ -365,25 +400,25 @@ TEST_CASE("length prefix is validated before the body is buffered", "[record][ad
             CAPTURE(n);
             RecordOpener opener(provider, AeadAlgorithm::aes_256_gcm, key);
             opener.feed(prefix_bytes(n));  // the prefix alone
-            REQUIRE(opener.next(payload) == errc::limit_exceeded);
+            REQUIRE(opener.next(payload).error == errc::limit_exceeded);
             REQUIRE(opener.bytes_wanted() >= 1);
-            REQUIRE(opener.next(payload) == errc::limit_exceeded);
+            REQUIRE(opener.next(payload).error == errc::limit_exceeded);
         }
     }
     SECTION("a configured smaller max_record_size") {
         limits.max_record_size = 1024 + 16;
         RecordOpener opener(provider, AeadAlgorithm::aes_256_gcm, key, limits);
         opener.feed(prefix_bytes(1280 + 16));
-        REQUIRE(opener.next(payload) == errc::limit_exceeded);
+        REQUIRE(opener.next(payload).error == errc::limit_exceeded);
         RecordOpener opener2(provider, AeadAlgorithm::aes_256_gcm, key, limits);
         opener2.feed(prefix_bytes(1024 + 16));
-        REQUIRE(opener2.next(payload) == errc::need_more_data);
+        REQUIRE(opener2.next(payload).need_more());
         REQUIRE(opener2.bytes_wanted() == 1024 + 16);
     }
     SECTION("the largest default length is accepted as a length") {
         RecordOpener opener(provider, AeadAlgorithm::aes_256_gcm, key);
         opener.feed(prefix_bytes(static_cast<std::uint32_t>(limits.max_record_size)));
-        REQUIRE(opener.next(payload) == errc::need_more_data);
+        REQUIRE(opener.next(payload).need_more());
         REQUIRE(opener.bytes_wanted() == limits.max_record_size);
     }
 }
@@ -413,14 +448,14 @@ TEST_CASE("fed byte by byte through prepare and commit", "[record]") {
         space[0] = byte;
         opener.commit(1);
         ++fed;
-        const auto ec = opener.next(payload);
-        if (ec == errc::need_more_data) {
+        const OpenResult r = opener.next(payload);
+        if (r.need_more()) {
             // Before the prefix is complete the hint covers the prefix, then the frame.
             const std::size_t frame = frame_sizes[received.size()];
             REQUIRE(opener.bytes_wanted() == (fed < 4 ? 4 - fed : frame - fed));
             continue;
         }
-        REQUIRE_FALSE(ec);
+        REQUIRE(r.opened());
         REQUIRE(fed == frame_sizes[received.size()]);
         received.push_back(payload);
         fed = 0;
@@ -456,9 +491,9 @@ TEST_CASE("a long stream in random chunks keeps the buffer bounded", "[record]")
         std::copy_n(stream.begin() + static_cast<std::ptrdiff_t>(pos), n, space.begin());
         opener.commit(n);
         pos += n;
-        while (!opener.next(payload))
+        while (opener.next(payload).opened())
             received.push_back(payload);
-        REQUIRE(opener.next(payload) == errc::need_more_data);
+        REQUIRE(opener.next(payload).need_more());
     }
     REQUIRE(received == sent);
     // Live data never exceeds one record plus one chunk; the buffer stays within a small
@@ -491,7 +526,7 @@ TEST_CASE("key update after records_per_key records", "[record][key-update]") {
         REQUIRE_FALSE(sealer.seal(as_bytes(text), 0, frame));
         REQUIRE(sealer.key_generation() == (i + 1) / 3);
         opener.feed(frame);
-        REQUIRE_FALSE(opener.next(payload));
+        REQUIRE(opener.next(payload).opened());
         REQUIRE(as_string_view(payload) == text);
         REQUIRE(opener.key_generation() == sealer.key_generation());
     }
@@ -521,7 +556,7 @@ TEST_CASE("key update after bytes_per_key padded bytes", "[record][key-update]")
         Bytes frame;
         REQUIRE_FALSE(sealer.seal(in, 0, frame));
         opener.feed(frame);
-        REQUIRE_FALSE(opener.next(payload));
+        REQUIRE(opener.next(payload).opened());
         REQUIRE(payload == in);
         REQUIRE(opener.key_generation() == sealer.key_generation());
     };
@@ -558,12 +593,12 @@ TEST_CASE("many records both ways across key updates", "[record][key-update]") {
         Bytes frame;
         REQUIRE_FALSE(a_send.seal(ping, i % 2, frame));
         b_recv.feed(frame);
-        REQUIRE_FALSE(b_recv.next(payload));
+        REQUIRE(b_recv.next(payload).opened());
         REQUIRE(payload == ping);
         frame.clear();
         REQUIRE_FALSE(b_send.seal(pong, i % 4, frame));
         a_recv.feed(frame);
-        REQUIRE_FALSE(a_recv.next(payload));
+        REQUIRE(a_recv.next(payload).opened());
         REQUIRE(payload == pong);
     }
     REQUIRE(a_send.key_generation() >= 100);
@@ -586,10 +621,10 @@ TEST_CASE("sealer and opener that disagree on key-update limits fail", "[record]
         Bytes frame;
         REQUIRE_FALSE(sealer.seal(as_bytes("same key"), 0, frame));
         opener.feed(frame);
-        REQUIRE_FALSE(opener.next(payload));
+        REQUIRE(opener.next(payload).opened());
     }
     Bytes frame;
     REQUIRE_FALSE(sealer.seal(as_bytes("new key"), 0, frame));
     opener.feed(frame);
-    REQUIRE(opener.next(payload) == errc::authentication_failed);
+    REQUIRE(opener.next(payload).error == errc::authentication_failed);
 }

@@ -52,7 +52,7 @@ Bytes stored_final(std::string_view data, std::size_t padded = 256) {
     return p;
 }
 
-std::error_code open_one(const Bytes& frame, Bytes& payload, RecordLimits limits = {}) {
+OpenResult open_one(const Bytes& frame, Bytes& payload, RecordLimits limits = {}) {
     RecordOpener opener(crypto::default_provider(), AeadAlgorithm::aes_256_gcm, adversarial_key(),
                         limits);
     opener.feed(frame);
@@ -63,15 +63,15 @@ std::error_code open_one(const Bytes& frame, Bytes& payload, RecordLimits limits
 
 TEST_CASE("a hand-crafted valid record opens (control)", "[record][adversarial]") {
     Bytes payload;
-    REQUIRE_FALSE(open_one(seal_raw(stored_final("hello")), payload));
+    REQUIRE(open_one(seal_raw(stored_final("hello")), payload).opened());
     REQUIRE(as_string_view(payload) == "hello");
     // The DEFLATE stream may end exactly at the end of the plaintext (no padding bytes).
-    REQUIRE_FALSE(open_one(seal_raw(stored_final(std::string(251, 'z'))), payload));
+    REQUIRE(open_one(seal_raw(stored_final(std::string(251, 'z'))), payload).opened());
     REQUIRE(payload == Bytes(251, 'z'));
     // Several stored blocks, only the last one final.
     Bytes two = {0x00, 0x02, 0x00, 0xfd, 0xff, 'a', 'b', 0x01, 0x01, 0x00, 0xfe, 0xff, 'c'};
     two.resize(256, 0);
-    REQUIRE_FALSE(open_one(seal_raw(two), payload));
+    REQUIRE(open_one(seal_raw(two), payload).opened());
     REQUIRE(as_string_view(payload) == "abc");
 }
 
@@ -82,45 +82,45 @@ TEST_CASE("non-zero padding is rejected", "[record][adversarial]") {
         Bytes plain = stored_final("hello", pos < 256 ? 256 : 512);
         plain[pos] = 0x01;
         Bytes payload;
-        REQUIRE(open_one(seal_raw(plain), payload) == errc::bad_padding);
+        REQUIRE(open_one(seal_raw(plain), payload).error == errc::bad_padding);
     }
     // 0x80 right after the stream, the byte most likely to be mistaken for stream bits.
     Bytes plain = stored_final("hello");
     plain[10] = 0x80;
     Bytes payload;
-    REQUIRE(open_one(seal_raw(plain), payload) == errc::bad_padding);
+    REQUIRE(open_one(seal_raw(plain), payload).error == errc::bad_padding);
 }
 
 TEST_CASE("invalid DEFLATE streams are rejected", "[record][adversarial]") {
     Bytes payload;
     SECTION("all zeros: a non-final stored block with LEN != ~NLEN") {
-        REQUIRE(open_one(seal_raw(Bytes(256, 0)), payload) == errc::decompression_failed);
+        REQUIRE(open_one(seal_raw(Bytes(256, 0)), payload).error == errc::decompression_failed);
     }
     SECTION("reserved block type 3") {
         Bytes plain(256, 0);
         plain[0] = 0x07;
-        REQUIRE(open_one(seal_raw(plain), payload) == errc::decompression_failed);
+        REQUIRE(open_one(seal_raw(plain), payload).error == errc::decompression_failed);
     }
     SECTION("stream without a final block runs off the end") {
         Bytes plain = {0x00, 0xfb, 0x00, 0x04, 0xff};  // stored, not final, 251 bytes
         plain.resize(256, 'q');
-        REQUIRE(open_one(seal_raw(plain), payload) == errc::decompression_failed);
+        REQUIRE(open_one(seal_raw(plain), payload).error == errc::decompression_failed);
     }
     SECTION("stored length running past the plaintext") {
         Bytes plain = {0x01, 0xff, 0x00, 0x00, 0xff};  // 255 bytes claimed, 251 present
         plain.resize(256, 'q');
-        REQUIRE(open_one(seal_raw(plain), payload) == errc::decompression_failed);
+        REQUIRE(open_one(seal_raw(plain), payload).error == errc::decompression_failed);
     }
     SECTION("empty payload") {
-        REQUIRE(open_one(seal_raw(stored_final("")), payload) == errc::malformed);
+        REQUIRE(open_one(seal_raw(stored_final("")), payload).error == errc::malformed);
     }
     SECTION("errors are sticky") {
         RecordOpener opener(crypto::default_provider(), AeadAlgorithm::aes_256_gcm,
                             adversarial_key());
         opener.feed(seal_raw(Bytes(256, 0)));
         opener.feed(seal_raw(stored_final("fine"), 1));
-        REQUIRE(opener.next(payload) == errc::decompression_failed);
-        REQUIRE(opener.next(payload) == errc::decompression_failed);
+        REQUIRE(opener.next(payload).error == errc::decompression_failed);
+        REQUIRE(opener.next(payload).error == errc::decompression_failed);
         REQUIRE(opener.bytes_wanted() >= 1);
     }
 }
@@ -141,10 +141,10 @@ TEST_CASE("decompression bomb hits max_payload_size without over-allocating",
     RecordOpener opener(provider, AeadAlgorithm::aes_256_gcm, adversarial_key());
     opener.feed(frame);
     Bytes payload;
-    REQUIRE(opener.next(payload) == errc::limit_exceeded);
+    REQUIRE(opener.next(payload).error == errc::limit_exceeded);
     REQUIRE(payload.capacity() <= defaults.max_payload_size);
     REQUIRE(payload.empty());
-    REQUIRE(opener.next(payload) == errc::limit_exceeded);
+    REQUIRE(opener.next(payload).error == errc::limit_exceeded);
 }
 
 TEST_CASE("max_payload_size is an exact boundary", "[record][adversarial]") {
@@ -160,10 +160,10 @@ TEST_CASE("max_payload_size is an exact boundary", "[record][adversarial]") {
     REQUIRE_FALSE(sealer.seal(Bytes(tight.max_payload_size + 1, 'a'), 9, frames));
     opener.feed(frames);
     Bytes payload;
-    REQUIRE_FALSE(opener.next(payload));
+    REQUIRE(opener.next(payload).opened());
     REQUIRE(payload.size() == tight.max_payload_size);
     Bytes fresh;
-    REQUIRE(opener.next(fresh) == errc::limit_exceeded);
+    REQUIRE(opener.next(fresh).error == errc::limit_exceeded);
     REQUIRE(fresh.capacity() <= tight.max_payload_size);
 }
 
@@ -177,12 +177,12 @@ TEST_CASE("a small highly compressed record inflates without a huge first alloca
     REQUIRE_FALSE(sealer.seal(as_bytes("tiny again"), 1, frames));
     opener.feed(frames);
     Bytes payload;
-    REQUIRE_FALSE(opener.next(payload));
+    REQUIRE(opener.next(payload).opened());
     REQUIRE(as_string_view(payload) == "tiny");
     REQUIRE(payload.capacity() <= 64 * 1024);  // bounded by the record size, not 16 MiB
-    REQUIRE_FALSE(opener.next(payload));
+    REQUIRE(opener.next(payload).opened());
     REQUIRE(payload == Bytes(3u << 20, 'r'));
-    REQUIRE_FALSE(opener.next(payload));
+    REQUIRE(opener.next(payload).opened());
     REQUIRE(as_string_view(payload) == "tiny again");
 }
 
@@ -213,12 +213,12 @@ TEST_CASE("random bytes into RecordOpener never succeed or crash", "[record][pro
         const std::size_t split =
             input.empty() ? 0 : static_cast<std::size_t>(byte(rng)) % input.size();
         opener.feed(ByteView(input).first(split));
-        auto ec = opener.next(payload);
+        REQUIRE_FALSE(opener.next(payload).opened());  // random bytes never authenticate
         opener.feed(ByteView(input).subspan(split));
-        ec = opener.next(payload);
-        REQUIRE(ec);
-        REQUIRE((ec == errc::need_more_data || ec == errc::limit_exceeded ||
-                 ec == errc::authentication_failed));
+        const OpenResult r = opener.next(payload);
+        REQUIRE_FALSE(r.opened());
+        const std::error_code ec = r.error;
+        REQUIRE((r.need_more() || ec == errc::limit_exceeded || ec == errc::authentication_failed));
         authentication_failures += ec == errc::authentication_failed;
         limit_failures += ec == errc::limit_exceeded;
         REQUIRE(opener.bytes_wanted() >= 1);
@@ -243,12 +243,13 @@ TEST_CASE("random plaintexts behind valid tags never crash the inflater", "[reco
         }
         if (iteration % 3 == 0)
             plain[0] |= 0x01;  // BFINAL more often
-        const auto ec = open_one(seal_raw(plain), payload);
-        if (!ec) {
+        const OpenResult r = open_one(seal_raw(plain), payload);
+        if (r.opened()) {
             ++successes;
             REQUIRE_FALSE(payload.empty());
             continue;
         }
+        const std::error_code ec = r.error;
         REQUIRE((ec == errc::decompression_failed || ec == errc::bad_padding ||
                  ec == errc::malformed || ec == errc::limit_exceeded));
     }

@@ -1,18 +1,19 @@
-// Helpers for service tests: a temporary directory, and calling a Router's handler directly
-// with a Context that has no session (no network).
+// Helpers for service tests: a temporary directory, and calling a Router's handler through a
+// real loopback session.
 #pragma once
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_future.hpp>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
-#include "sdmp/framework/context.hpp"
-#include "sdmp/framework/router.hpp"
+#include "sdmp/sdmp.hpp"
 
 namespace sdmp::test {
 
@@ -43,24 +44,55 @@ inline crypto::Fingerprint fingerprint_of(std::uint8_t fill) {
     return crypto::Fingerprint(digest);
 }
 
-// Calls `method` on `router` as peer `caller` would, and runs it to completion.
+// A real identity for a caller (the journal records who published what).
+inline crypto::Identity make_caller() {
+    return crypto::Identity::generate(crypto::default_provider());
+}
+
+inline const crypto::Identity& default_caller() {
+    static const crypto::Identity caller = make_caller();
+    return caller;
+}
+
+// Calls `method` on `router` as peer `caller` would: through a real session to a loopback
+// server that serves the router, so the handler gets the Context the framework makes (an
+// application cannot make one).
 inline Reply invoke(const Router& router, const std::string& method, Bytes body,
-                    const crypto::Fingerprint& caller = fingerprint_of(0xaa)) {
-    const Handler* handler = router.find(method);
-    if (handler == nullptr)
+                    const crypto::Identity& caller = default_caller()) {
+    if (router.find(method) == nullptr)
         throw std::runtime_error("no handler for " + method);
-    auto peer = std::make_shared<PeerInfo>();
-    peer->fingerprint = caller;
-    Context context(nullptr, peer, 1, method, {}, std::nullopt);
+    auto& provider = crypto::default_provider();
+    static const crypto::Identity server_id = crypto::Identity::generate(provider);
+    crypto::TrustStore server_trust;
+    crypto::TrustStore client_trust;
+    if (server_trust.add({caller.public_identity(), caller.fingerprint(), "caller", ""}) ||
+        client_trust.add({server_id.public_identity(), server_id.fingerprint(), "server", ""})) {
+        throw std::runtime_error("cannot build the loopback trust stores");
+    }
+    ServerOptions options;
+    options.logger = Logger::null();
+    Server server(server_id, server_trust, router, options);
+    const std::string address = server.listen("127.0.0.1:0").to_string();
+    std::thread serving([&server] { server.run(); });
+
     boost::asio::io_context io;
-    auto result =
-        boost::asio::co_spawn(io, (*handler)(context, std::move(body)), boost::asio::use_future);
-    io.run();
+    auto call = [&]() -> boost::asio::awaitable<Reply> {
+        ClientOptions client;
+        client.logger = Logger::null();
+        const Session session = co_await connect(co_await boost::asio::this_coro::executor,
+                                                 Target::address(address, server_id.fingerprint()),
+                                                 caller, client_trust, client);
+        co_return co_await session.call(method, std::move(body));
+    };
+    auto result = boost::asio::co_spawn(io, call(), boost::asio::use_future);
+    io.run();  // until the call is answered and the session closed
+    server.shutdown();
+    serving.join();
     return result.get();
 }
 
 inline Reply invoke(const Router& router, const std::string& method, const std::string& body,
-                    const crypto::Fingerprint& caller = fingerprint_of(0xaa)) {
+                    const crypto::Identity& caller = default_caller()) {
     return invoke(router, method, bytes_of(body), caller);
 }
 

@@ -1,4 +1,4 @@
-// Journal lines, the journal store and the journal methods, without a network.
+// Journal lines, the journal store, and the journal methods called over a loopback session.
 #include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -102,7 +102,8 @@ TEST_CASE("journal methods: publish, synchronize and resource.get") {
     ScratchDir dir;
     boost::asio::io_context io;
     const auto node = fingerprint_of(0x01);
-    const auto caller = fingerprint_of(0xcc);
+    const auto caller_id = sdmp::test::make_caller();
+    const auto caller = caller_id.fingerprint();
     JournalOptions options;
     options.max_resource_size = 16;
     options.max_sync_limit = 2;
@@ -111,7 +112,7 @@ TEST_CASE("journal methods: publish, synchronize and resource.get") {
     Router router;
     journal->add_to(router);
 
-    auto published = invoke(router, "journal.publish", "resource", caller);
+    auto published = invoke(router, "journal.publish", "resource", caller_id);
     REQUIRE(published.is_ok());
     const auto answer = json::parse(published.text());
     CHECK(answer["id"] == hex_sha256("resource"));
@@ -119,11 +120,11 @@ TEST_CASE("journal methods: publish, synchronize and resource.get") {
                                 resource_id_of(bytes_of("resource"))};
     CHECK(answer["line"] == expected.text());
     // Publishing the same bytes again gives the same line.
-    CHECK(json::parse(invoke(router, "journal.publish", "resource", caller).text()) == answer);
-    CHECK(invoke(router, "journal.publish", std::string(17, 'x'), caller).status ==
+    CHECK(json::parse(invoke(router, "journal.publish", "resource", caller_id).text()) == answer);
+    CHECK(invoke(router, "journal.publish", std::string(17, 'x'), caller_id).status ==
           Status::too_large);
-    REQUIRE(invoke(router, "journal.publish", "second", caller).is_ok());
-    REQUIRE(invoke(router, "journal.publish", "third", caller).is_ok());
+    REQUIRE(invoke(router, "journal.publish", "second", caller_id).is_ok());
+    REQUIRE(invoke(router, "journal.publish", "third", caller_id).is_ok());
 
     auto sync = invoke(router, "journal.synchronize", json{{"since", node.hex()}}.dump());
     REQUIRE(sync.is_ok());

@@ -1,4 +1,4 @@
-// KvStore (SQLite) and the kv methods, called without a network.
+// KvStore (SQLite), and the kv methods called over a loopback session.
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 

@@ -127,7 +127,8 @@ class SdmpSystem final : public System {
         ClientOptions options;
         options.logger = Logger::null();
         Session session = co_await sdmp::connect(
-            client_ex, fmt::format("127.0.0.1:{}", server.port()), server_id_.fingerprint(),
+            client_ex,
+            Target::address(fmt::format("127.0.0.1:{}", server.port()), server_id_.fingerprint()),
             client_id_, client_trust_, std::move(options));
         co_return std::make_unique<SdmpConnection>(std::move(session));
     }

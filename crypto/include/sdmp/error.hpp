@@ -22,8 +22,8 @@ enum class errc {
     file_io = 13,
     unknown_peer = 14,  // no such fingerprint or name in the trust store
     duplicate_peer = 15,
-    // protocol
-    need_more_data = 20,  // not an error for callers that can read more
+    // protocol. 20 was need_more_data, retired: waiting for bytes is not an error (RecordOpener
+    // reports it as OpenStatus::need_more); values are stable, so it is not reused.
     malformed = 21,       // bytes do not decode
     limit_exceeded = 22,  // a length read from the wire exceeds a configured limit
     bad_padding = 23,     // record padding is not all zero

@@ -8,8 +8,10 @@
 // lock; public entry points hop onto it (the call inbox, co_spawn or post). Only the atomics in
 // `stats_`, the call inbox and the handle block mutex are touched from other threads.
 //
-// Cost model (docs/performance.md): a call costs one allocation (its CallOp), one post back to
-// the caller and a share of one strand post (the inbox drains every call submitted meanwhile);
+// Cost model (docs/performance.md): a call costs one allocation (its CallOp, holding the
+// caller's handler; async_call's type-erased handler adds one more, from Asio's per-thread
+// recycling allocator), one post back to the caller and a share of one strand post (the inbox
+// drains every call submitted meanwhile);
 // a request costs one allocation (its Task) and a share of one worker wake-up (a worker runs
 // every queued request in turn). Messages are encoded straight into the record being built.
 #pragma once
@@ -74,6 +76,9 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
     // --- entry points (any thread unless noted) ---
     static asio::awaitable<Reply> call(std::shared_ptr<SessionImpl> self, std::string method,
                                        Bytes body, CallOptions options);
+    using CallHandler = asio::any_completion_handler<Session::CallSignature>;
+    static void async_call(std::shared_ptr<SessionImpl> self, std::string method, Bytes body,
+                           CallOptions options, CallHandler handler);
     static asio::awaitable<void> notify(std::shared_ptr<SessionImpl> self, std::string method,
                                         Bytes body, CallOptions options);
     void close(std::chrono::milliseconds drain);

@@ -42,8 +42,9 @@ struct SessionImpl::CallOp : SpaceWaiter {
             session->call_granted(*this);
         }
     }
-    // Posts the handler with the outcome: exactly one of `error`/`reply`.
-    virtual void deliver(std::exception_ptr error, Reply reply) = 0;
+    // Posts the handler with the outcome: an error (transport failure, `reply` empty) or a
+    // reply.
+    virtual void deliver(std::error_code error, Reply reply) = 0;
 
     std::shared_ptr<SessionImpl> session;
     // Set by the initiation.

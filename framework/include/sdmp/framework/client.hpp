@@ -1,7 +1,10 @@
 // Connecting to a server: TCP connect, the initiator's handshake (protocol.md §3), a session.
 //
-//   sdmp::Session session = co_await sdmp::connect(executor, "server.example:7000",
-//                                                  server_fingerprint, identity, trust);
+//   sdmp::Session session = co_await sdmp::connect(
+//       executor, sdmp::Target::address("server.example:7000", server_fingerprint), identity,
+//       trust);
+//   sdmp::Session db = co_await sdmp::connect(executor, sdmp::Target::named("db"), identity,
+//                                             trust);  // address from the trust store
 //   sdmp::Reply reply = co_await session.call("echo", sdmp::bytes_of("hi"),
 //                                             sdmp::CallOptions{}.with_timeout(2s));
 #pragma once
@@ -18,34 +21,26 @@
 
 #include "sdmp/crypto/identity.hpp"
 #include "sdmp/crypto/trust_store.hpp"
+#include "sdmp/framework/endpoint.hpp"
 #include "sdmp/framework/error.hpp"
 #include "sdmp/framework/options.hpp"
 #include "sdmp/framework/session.hpp"
 
 namespace sdmp {
 
-// Connects to `endpoint` ("host:port" / "[v6]:port") and authenticates the server, which must
-// be `peer` and in `trust`. `identity` and `trust` are copied. The session runs on its own
-// strand of `executor`; it closes gracefully when the last Session handle is dropped.
-// Throws boost::system::system_error: framework_errc::refused_by_peer (the server answered `nope`),
-// errc::handshake_rejected (we refused the server's message: wrong or unknown key, bad
-// signature, ...), framework_errc::handshake_timeout, errc::unknown_peer (`peer` not in `trust`),
-// or the socket/resolver error; std::invalid_argument for a malformed endpoint.
-boost::asio::awaitable<Session> connect(boost::asio::any_io_executor executor, std::string endpoint,
-                                        crypto::Fingerprint peer, crypto::Identity identity,
-                                        crypto::TrustStore trust, ClientOptions options);
-// With default options. An overload, not a defaulted argument: GCC 12 destroys a defaulted
-// class-type argument of a call inside `co_await` twice (a double free of its vectors).
-boost::asio::awaitable<Session> connect(boost::asio::any_io_executor executor, std::string endpoint,
-                                        crypto::Fingerprint peer, crypto::Identity identity,
-                                        crypto::TrustStore trust);
-
-// The same, taking the endpoint from the trust store entry named `peer` (a name or a
-// fingerprint) whose address is set.
-boost::asio::awaitable<Session> connect(boost::asio::any_io_executor executor, std::string peer,
+// Connects to `target` and authenticates the server. `identity` and `trust` are copied. The
+// session runs on its own strand of `executor`; it closes gracefully when the last Session
+// handle is dropped. Throws boost::system::system_error: errc::unknown_peer (the target's
+// fingerprint or name is not in `trust`), framework_errc::refused_by_peer (the server answered
+// `nope`), errc::handshake_rejected (we refused the server's message: wrong or unknown key,
+// bad signature, ...), framework_errc::handshake_timeout, or the socket/resolver error;
+// std::invalid_argument when a named target's entry has no address or a malformed one.
+boost::asio::awaitable<Session> connect(boost::asio::any_io_executor executor, Target target,
                                         crypto::Identity identity, crypto::TrustStore trust,
                                         ClientOptions options);
-boost::asio::awaitable<Session> connect(boost::asio::any_io_executor executor, std::string peer,
+// With default options. An overload, not a defaulted argument: GCC 12 destroys a defaulted
+// class-type argument of a call inside `co_await` twice (a double free of its vectors).
+boost::asio::awaitable<Session> connect(boost::asio::any_io_executor executor, Target target,
                                         crypto::Identity identity, crypto::TrustStore trust);
 
 struct ReconnectOptions {
@@ -63,13 +58,13 @@ class ReconnectingClientImpl;
 
 // A client that keeps one session to a server, reconnecting with exponential backoff and
 // jitter when it breaks. Calls made while disconnected wait for the next session (within their
-// own deadline). A refusal (`nope`) is retried too: the server may not trust us yet.
+// own deadline). A refusal (`nope`) is retried too: the server may not trust us yet. Every
+// attempt connects to `target` as connect() does.
 class ReconnectingClient {
   public:
-    ReconnectingClient(boost::asio::any_io_executor executor, std::string endpoint,
-                       crypto::Fingerprint peer, crypto::Identity identity,
-                       crypto::TrustStore trust, ClientOptions options = {},
-                       ReconnectOptions reconnect = {});
+    ReconnectingClient(boost::asio::any_io_executor executor, Target target,
+                       crypto::Identity identity, crypto::TrustStore trust,
+                       ClientOptions options = {}, ReconnectOptions reconnect = {});
     ~ReconnectingClient();  // closes the current session
     ReconnectingClient(const ReconnectingClient&) = delete;
     ReconnectingClient& operator=(const ReconnectingClient&) = delete;

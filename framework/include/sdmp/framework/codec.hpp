@@ -1,13 +1,15 @@
 // Body codecs for typed handlers and typed calls. A codec turns a value into body bytes and
-// back; JsonCodec uses nlohmann-json (any type with to_json/from_json works).
+// back. The default codec, JsonCodec, is only declared here: it is defined by <sdmp/json.hpp>,
+// so that nlohmann-json is included only by the applications that use it.
 #pragma once
 
 #include <concepts>
+#include <exception>
+#include <optional>
 #include <string>
 #include <utility>
 
 #include <boost/asio/awaitable.hpp>
-#include <nlohmann/json.hpp>
 
 #include "sdmp/framework/reply.hpp"
 #include "sdmp/framework/session.hpp"
@@ -21,21 +23,13 @@ concept BodyCodec = requires(const T& value, ByteView bytes) {
     { C::template decode<T>(bytes) } -> std::same_as<T>;
 };
 
-struct JsonCodec {
-    template <typename T>
-    static Bytes encode(const T& value) {
-        const std::string text = nlohmann::json(value).dump();
-        return Bytes(text.begin(), text.end());
-    }
-    template <typename T>
-    static T decode(ByteView bytes) {
-        return nlohmann::json::parse(bytes.begin(), bytes.end()).template get<T>();
-    }
-};
+// JSON through nlohmann-json (any type with to_json/from_json); include <sdmp/json.hpp>.
+struct JsonCodec;
 
 // A typed call: encodes `request`, calls, and decodes the reply. A non-ok status is thrown as
 // StatusError (typed callers usually have no use for an error body); a reply that does not
 // decode is thrown as StatusError(invalid_argument). Transport errors as in Session::call.
+// The default codec needs <sdmp/json.hpp>.
 template <typename Resp, typename Codec = JsonCodec, typename Req>
 requires BodyCodec<Codec, Req> && BodyCodec<Codec, Resp> boost::asio::awaitable<Resp> call_as(
     Session session, std::string method, Req request, CallOptions options) {

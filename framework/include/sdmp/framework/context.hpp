@@ -19,7 +19,8 @@ namespace sdmp {
 
 namespace detail {
 class SessionImpl;
-}
+struct ContextAccess;  // the framework's factory (framework/src/detail/context_access.hpp)
+}  // namespace detail
 class Session;
 
 // The authenticated peer of a session (fixed once the handshake completed).
@@ -34,14 +35,11 @@ struct PeerInfo {
 
 // One incoming request or notification. A handler gets it by reference; it stays valid until
 // the handler's coroutine completes. Every member function must be called from the handler's
-// own coroutine (the session's strand).
+// own coroutine (the session's strand). Only the framework makes one: a Context always belongs
+// to a request that a session received.
 class Context {
   public:
     using Clock = std::chrono::steady_clock;
-
-    Context(std::shared_ptr<detail::SessionImpl> session, std::shared_ptr<const PeerInfo> peer,
-            std::uint64_t request_id, std::string method, Metadata metadata,
-            std::optional<Clock::time_point> deadline);
 
     const PeerInfo& peer() const noexcept { return *peer_; }
     const crypto::Fingerprint& peer_fingerprint() const noexcept { return peer_->fingerprint; }
@@ -71,16 +69,21 @@ class Context {
     // The session the call arrived on: the handler may call the peer back or notify it.
     Session session() const;
 
-    // Calls `target` (any session, this one included) on behalf of this call: the remaining
-    // budget is inherited unless `options` sets an earlier deadline, so a chain of calls never
-    // outlives its first caller's deadline. Same contract as Session::call.
+    // Calls `target` (any session, this one included) on behalf of this call, with
+    // `options.inherit(*this)`: the remaining budget is inherited unless `options` sets an
+    // earlier deadline, so a chain of calls never outlives its first caller's deadline. Same
+    // contract as Session::call.
     boost::asio::awaitable<Reply> call(const Session& target, std::string method, Bytes body,
                                        CallOptions options) const;
     boost::asio::awaitable<Reply> call(const Session& target, std::string method,
                                        Bytes body) const;  // default options
 
   private:
-    friend class detail::SessionImpl;
+    friend struct detail::ContextAccess;
+
+    Context(std::shared_ptr<detail::SessionImpl> session, std::shared_ptr<const PeerInfo> peer,
+            std::uint64_t request_id, std::string method, Metadata metadata,
+            std::optional<Clock::time_point> deadline);
 
     std::shared_ptr<detail::SessionImpl> session_;
     std::shared_ptr<const PeerInfo> peer_;

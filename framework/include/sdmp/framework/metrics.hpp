@@ -1,5 +1,7 @@
 // Counters and latency histograms of a server or a client, readable as a snapshot.
-// Thread-safe: every session of a server updates the same Metrics from its own strand.
+// Thread-safe: every session of a server updates the same Metrics from its own strand. Counters
+// are atomics; the per-method maps are sharded by thread, so the sessions of different threads
+// never wait for one another, and snapshot() merges the shards.
 #pragma once
 
 #include <array>
@@ -75,6 +77,11 @@ struct MetricsSnapshot {
 
 class Metrics {
   public:
+    Metrics() = default;
+    ~Metrics();
+    Metrics(const Metrics&) = delete;
+    Metrics& operator=(const Metrics&) = delete;
+
     void handshake_completed() noexcept { add(handshakes_completed_); }
     void handshake_refused(std::string_view reason);
     void handshake_refused_by_peer() noexcept { add(handshakes_refused_by_peer_); }
@@ -119,10 +126,20 @@ class Metrics {
     std::atomic<std::uint64_t> notifications_dropped_{0};
     std::atomic<std::uint64_t> send_queue_waits_{0};
 
-    mutable std::mutex mutex_;  // guards the maps below
+    mutable std::mutex mutex_;  // guards refused_ (refusals are rare next to requests)
     std::map<std::string, std::uint64_t, std::less<>> refused_;
-    std::map<std::string, MethodStats, std::less<>> served_;
-    std::map<std::string, MethodStats, std::less<>> called_;
+
+    // Per-method figures of the threads that share a slot. A request takes its own thread's
+    // shard lock, which only snapshot() also takes. Made on first use, so a client's Metrics
+    // (one per connection by default) costs a few pointers until it records a call.
+    struct MethodShard {
+        mutable std::mutex mutex;
+        std::map<std::string, MethodStats, std::less<>> served;
+        std::map<std::string, MethodStats, std::less<>> called;
+    };
+    static constexpr std::size_t k_shards = 16;
+    MethodShard& shard();
+    std::array<std::atomic<MethodShard*>, k_shards> shards_{};
 };
 
 }  // namespace sdmp

@@ -203,16 +203,19 @@ struct ServerOptions {
 struct CallOptions {
     // Budget of this call; 0 = none (then SessionOptions::default_call_timeout applies).
     std::chrono::milliseconds timeout{0};
-    // Absolute deadline; the earliest of timeout, deadline and the parent's deadline wins.
+    // Absolute deadline; the earliest of timeout, deadline and parent_deadline wins.
     std::optional<std::chrono::steady_clock::time_point> deadline;
-    // A handler calling another peer passes its Context: the call inherits the remaining budget.
-    const Context* parent = nullptr;
+    // The deadline of the call a handler serves, copied by inherit(). A copy rather than a
+    // reference to the Context, so the options stay valid wherever they go (a deferred call,
+    // another thread) after the handler is gone. Kept apart from `deadline` so that no later
+    // setter can extend an inherited budget.
+    std::optional<std::chrono::steady_clock::time_point> parent_deadline;
     // Send this message alone in a record at level 0 (never coalesced, never compressed):
     // for data that is already compressed, or secret data next to attacker-chosen data.
     bool no_compress = false;
     Metadata metadata;
 
-    // Chainable setters, e.g. `sdmp::CallOptions{}.with_timeout(2s).with_parent(ctx)` (GCC 12
+    // Chainable setters, e.g. `sdmp::CallOptions{}.with_timeout(2s).inherit(ctx)` (GCC 12
     // warns about designated initializers that leave members out under -Wextra).
     CallOptions& with_timeout(std::chrono::milliseconds value) {
         timeout = value;
@@ -222,10 +225,10 @@ struct CallOptions {
         deadline = value;
         return *this;
     }
-    CallOptions& with_parent(const Context& context) {
-        parent = &context;
-        return *this;
-    }
+    // A handler calling another peer on behalf of the call it serves: this call gets what is
+    // left of that call's budget (parent_deadline), so a chain of calls never outlives its
+    // first caller's deadline. Context::call does it for you.
+    CallOptions& inherit(const Context& parent);
     CallOptions& uncompressed() {
         no_compress = true;
         return *this;

@@ -4,7 +4,7 @@
 //   {
 //       co_return sdmp::Reply::ok(std::move(body));
 //   });
-//   router.add<AddRequest, AddResponse>("add", [](sdmp::Context&, AddRequest r)
+//   router.add<AddRequest, AddResponse>("add", [](sdmp::Context&, AddRequest r)  // <sdmp/json.hpp>
 //       -> boost::asio::awaitable<AddResponse> { co_return AddResponse{r.a + r.b}; });
 //
 // A handler runs on its session's strand with a cancellation slot bound (Context). It may throw:
@@ -61,12 +61,14 @@ class Router {
     }
 
     // Registers a typed handler: (Context&, Req) -> awaitable<Resp>, bodies through Codec.
-    // A body that does not decode is answered with invalid_argument.
+    // A body that does not decode is answered with invalid_argument. The default codec,
+    // JsonCodec, needs <sdmp/json.hpp>.
     template <typename Req, typename Resp, typename Codec = JsonCodec, typename F>
     Router& add(std::string method, F handler) {
         static_assert(BodyCodec<Codec, Req> && BodyCodec<Codec, Resp>,
                       "sdmp::Router::add<Req, Resp, Codec>: Codec must encode and decode Req and "
-                      "Resp (for JsonCodec: define to_json/from_json or NLOHMANN_DEFINE_TYPE_*)");
+                      "Resp (for JsonCodec, the default: include <sdmp/json.hpp> and define "
+                      "to_json/from_json or NLOHMANN_DEFINE_TYPE_*)");
         static_assert(
             detail::invocable_returning<boost::asio::awaitable<Resp>, F, Context&, Req>(),
             "sdmp::Router::add<Req, Resp>(method, handler): the handler must be a coroutine "

@@ -4,7 +4,8 @@
 //
 // Error contract of the outer API (Asio's convention): failures of the transport (session
 // closed, connection lost, message over the local limit) are thrown as
-// boost::system::system_error carrying an sdmp::errc code; the outcome of a call that was
+// boost::system::system_error carrying an sdmp::errc or sdmp::framework_errc code (async_call
+// passes the same code as its first argument instead); the outcome of a call that was
 // answered — or timed out, was cancelled, or was refused because the peer is draining — is a
 // Status inside the Reply.
 #pragma once
@@ -16,7 +17,10 @@
 #include <string>
 #include <system_error>
 
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/system/error_code.hpp>
 
 #include "sdmp/framework/context.hpp"
 #include "sdmp/framework/error.hpp"
@@ -39,6 +43,10 @@ struct SessionStats {
 
 class Session {
   public:
+    // How a call completes with async_call (Asio's convention: the error first). On error the
+    // Reply is empty.
+    using CallSignature = void(boost::system::error_code, Reply);
+
     Session() = default;
 
     explicit operator bool() const noexcept { return impl_ != nullptr; }
@@ -57,6 +65,25 @@ class Session {
     // With default options. Overloads, not defaulted arguments: GCC 12 destroys a defaulted
     // class-type argument of a call inside `co_await` twice.
     boost::asio::awaitable<Reply> call(std::string method, Bytes body) const;
+
+    // call() with any Asio completion token (a callback, use_future, deferred, use_awaitable,
+    // ...), completing with CallSignature: a transport failure is the error_code (the codes
+    // call() throws), and every other outcome a Reply as with call(). The handler runs on its
+    // associated executor, by default the session's strand; cancellation through the token's
+    // cancellation slot (terminal, partial or total) completes the call with Status::cancelled
+    // and sends a cancel. The operation starts when the token initiates it (at once, or later
+    // for deferred); throws std::logic_error on an empty handle.
+    template <boost::asio::completion_token_for<CallSignature> CompletionToken>
+    auto async_call(std::string method, Bytes body, CallOptions options,
+                    CompletionToken&& token) const {
+        return boost::asio::async_initiate<CompletionToken, CallSignature>(
+            [](auto handler, std::shared_ptr<detail::SessionImpl> impl, std::string m, Bytes b,
+               CallOptions o) {
+                initiate_call(std::move(impl), std::move(m), std::move(b), std::move(o),
+                              CallHandler(std::move(handler)));
+            },
+            token, checked_impl(), std::move(method), std::move(body), std::move(options));
+    }
 
     // Sends a one-way notification (only `metadata` and `no_compress` of `options` apply).
     // Completes when the message is queued (it may wait for queue space). Same exceptions as
@@ -82,6 +109,14 @@ class Session {
   private:
     friend class detail::SessionImpl;
     explicit Session(std::shared_ptr<detail::SessionImpl> impl) : impl_(std::move(impl)) {}
+
+    // async_call's one non-template step: the session is behind pimpl, so the handler is
+    // type-erased (one allocation, from Asio's per-thread recycling allocator unless the
+    // handler has an allocator of its own).
+    using CallHandler = boost::asio::any_completion_handler<CallSignature>;
+    static void initiate_call(std::shared_ptr<detail::SessionImpl> impl, std::string method,
+                              Bytes body, CallOptions options, CallHandler handler);
+    const std::shared_ptr<detail::SessionImpl>& checked_impl() const;  // logic_error if empty
 
     std::shared_ptr<detail::SessionImpl> impl_;
 };

@@ -1,0 +1,9 @@
+// libFuzzer entry point of the session_core target; the body is in targets.cpp (see targets.hpp).
+#include <cstddef>
+#include <cstdint>
+
+#include "targets.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    return sdmp::fuzz::fuzz_session_core(data, size);
+}
