@@ -114,14 +114,16 @@ struct SessionImpl::CallInitiation {
         auto op = std::make_shared<CallOpImpl<std::decay_t<Handler>>>(
             std::move(self), std::forward<Handler>(handler));
         SessionImpl& session = *op->session;
-        op->started = SteadyClock::now();
         // The earliest of timeout, deadline and the parent's deadline: inheriting a budget
-        // never extends it.
+        // never extends it. A call without a timeout reads no clock here: drain_inbox stamps
+        // its start, once for every call it starts.
         const auto timeout = options.timeout.count() > 0
                                  ? options.timeout
                                  : session.config_.options.default_call_timeout;
-        if (timeout.count() > 0)
+        if (timeout.count() > 0) {
+            op->started = SteadyClock::now();
             op->deadline = op->started + timeout;
+        }
         auto earliest = [&](SteadyClock::time_point t) {
             if (!op->deadline || t < *op->deadline)
                 op->deadline = t;
@@ -189,8 +191,13 @@ void SessionImpl::drain_inbox() {
         inbox_draining_.swap(inbox_);
         inbox_scheduled_ = false;
     }
+    // One clock read for the calls of this drain (their latency starts here, a strand hop
+    // after the caller asked at most).
+    const SteadyClock::time_point now = SteadyClock::now();
     for (std::size_t i = 0; i < inbox_draining_.size(); ++i) {
         const ProducerScope scope(*this, i + 1 < inbox_draining_.size());
+        if (inbox_draining_[i]->started == SteadyClock::time_point{})
+            inbox_draining_[i]->started = now;
         start_call(inbox_draining_[i]);
         flush();
     }
@@ -214,17 +221,17 @@ void SessionImpl::start_call(const std::shared_ptr<CallOp>& op) {
         finish_call(*op, {}, Reply::error(Status::shutting_down, "the peer is shutting down"));
         return;
     }
-    if (op->deadline && *op->deadline <= SteadyClock::now()) {
-        finish_call(*op, {},
-                    Reply::error(Status::deadline_exceeded,
-                                 "the deadline passed before the call was sent"));
-        return;
-    }
     std::uint64_t timeout_ms = 0;
     if (op->deadline) {
+        const SteadyClock::time_point now = SteadyClock::now();
+        if (*op->deadline <= now) {
+            finish_call(*op, {},
+                        Reply::error(Status::deadline_exceeded,
+                                     "the deadline passed before the call was sent"));
+            return;
+        }
         // protocol.md §6.2: the remaining budget, rounded up so it never reads as "none".
-        const auto left =
-            std::chrono::ceil<std::chrono::milliseconds>(*op->deadline - SteadyClock::now());
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(*op->deadline - now);
         timeout_ms = static_cast<std::uint64_t>(std::max<std::int64_t>(left.count(), 1));
     }
 
@@ -304,7 +311,8 @@ void SessionImpl::cancel_call(CallOp& op) {
 }
 
 // Completes a call once: leaves every table, then posts the caller's handler.
-void SessionImpl::finish_call(CallOp& op, std::error_code error, std::optional<Reply> reply) {
+void SessionImpl::finish_call(CallOp& op, std::error_code error, std::optional<Reply> reply,
+                              std::optional<SteadyClock::time_point> completed_at) {
     if (op.phase == CallOp::Phase::done)
         return;
     op.phase = CallOp::Phase::done;
@@ -321,7 +329,8 @@ void SessionImpl::finish_call(CallOp& op, std::error_code error, std::optional<R
     }
     touch_activity();
     if (reply) {
-        config_.metrics->call_completed(op.method, reply->status, SteadyClock::now() - op.started);
+        const auto end = completed_at ? *completed_at : SteadyClock::now();
+        config_.metrics->call_completed(op.method, reply->status, end - op.started);
         op.deliver({}, std::move(*reply));
     } else {
         op.deliver(error, Reply{});
@@ -389,8 +398,10 @@ void SessionImpl::on_response(protocol::Response&& response, std::size_t size) {
         finish_call(*op, {}, Reply::error(Status::too_large, "response exceeds max_message_size"));
         return;
     }
+    // It arrived when its record was read: no clock read per answer.
     finish_call(*op, {},
-                Reply{response.status, std::move(response.body), std::move(response.metadata)});
+                Reply{response.status, std::move(response.body), std::move(response.metadata)},
+                received_at_);
 }
 
 void SessionImpl::on_goaway(const protocol::GoAway& goaway) {

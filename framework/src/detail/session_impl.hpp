@@ -159,7 +159,9 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
     void start_call(const std::shared_ptr<CallOp>& op);
     void call_granted(CallOp& op);
     void cancel_call(CallOp& op);
-    void finish_call(CallOp& op, std::error_code error, std::optional<Reply> reply);
+    // `completed_at`: when the outcome arrived, if the caller already knows (else read now).
+    void finish_call(CallOp& op, std::error_code error, std::optional<Reply> reply,
+                     std::optional<SteadyClock::time_point> completed_at = std::nullopt);
 
     asio::awaitable<boost::system::error_code> read_loop();
     asio::awaitable<void> write_loop();
