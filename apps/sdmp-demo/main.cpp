@@ -49,7 +49,6 @@
 #include "sdmp/services/journal_service.hpp"
 #include "sdmp/services/peer_address.hpp"
 #include "sdmp/services/ping.hpp"
-#include "sdmp/services/session_set.hpp"
 
 namespace {
 
@@ -182,7 +181,7 @@ struct Person {
 struct JournalNode {
     Person* who = nullptr;
     std::shared_ptr<NodeLog> log;
-    std::shared_ptr<services::SessionSet> sessions = std::make_shared<services::SessionSet>();
+    std::shared_ptr<SessionSet> sessions = std::make_shared<SessionSet>();
     std::shared_ptr<services::JournalService> journal;
     std::shared_ptr<const Router> client_router;  // the same methods, for outgoing sessions
     std::unique_ptr<Server> server;

@@ -70,32 +70,31 @@ double ms(Clock::duration d) {
 // One line for a transport failure, with the exit code it maps to (docs/apps.md).
 int report_failure(std::string_view command, const PeerAddress& peer,
                    const boost::system::system_error& e) {
-    const std::error_code ec = e.code();
-    if (ec == framework_errc::refused_by_peer)
+    if (is(e, framework_errc::refused_by_peer))
         return fail(command,
                     fmt::format("{} refused the connection (nope): it does not trust this "
                                 "node's key, or did not accept the handshake",
                                 peer.describe()),
                     exit_code::refused);
-    if (ec == errc::handshake_rejected)
+    if (is(e, errc::handshake_rejected))
         return fail(command,
                     fmt::format("{} failed authentication: it did not prove it is {}",
                                 peer.describe(), peer.fingerprint.hex()),
                     exit_code::refused);
-    if (ec == framework_errc::handshake_timeout)
+    if (is(e, framework_errc::handshake_timeout))
         return fail(command, fmt::format("{}: the handshake timed out", peer.describe()),
                     exit_code::network);
-    if (ec == errc::unknown_peer)
+    if (is(e, errc::unknown_peer))
         return fail(command, fmt::format("{}: not in the trust store", peer.describe()),
                     exit_code::usage);
-    if (ec == errc::limit_exceeded)
+    if (is(e, errc::limit_exceeded))
         return fail(command, "the request is larger than the maximum message size",
                     exit_code::usage);
-    if (ec == framework_errc::connection_closed)
+    if (is(e, framework_errc::connection_closed))
         return fail(command,
                     fmt::format("the connection to {} closed before the answer", peer.describe()),
                     exit_code::network);
-    return fail(command, fmt::format("cannot reach {}: {}", peer.describe(), ec.message()),
+    return fail(command, fmt::format("cannot reach {}: {}", peer.describe(), e.code().message()),
                 exit_code::network);
 }
 

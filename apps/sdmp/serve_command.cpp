@@ -25,12 +25,12 @@
 #include "commands.hpp"
 #include "node_files.hpp"
 #include "sdmp/framework/server.hpp"
+#include "sdmp/framework/session_set.hpp"
 #include "sdmp/services/echo.hpp"
 #include "sdmp/services/journal_service.hpp"
 #include "sdmp/services/kv_service.hpp"
 #include "sdmp/services/peer_address.hpp"
 #include "sdmp/services/ping.hpp"
-#include "sdmp/services/session_set.hpp"
 #include "trust_reload.hpp"
 
 namespace sdmp::apps {
@@ -40,7 +40,6 @@ namespace asio = boost::asio;
 namespace fs = std::filesystem;
 using services::JournalService;
 using services::KvService;
-using services::SessionSet;
 
 constexpr std::string_view k_command = "serve";
 

@@ -32,7 +32,7 @@ void TrustGate::replace(crypto::TrustStore store) {
 }
 
 TrustReload reload_trust(const std::filesystem::path& path, Server& server, TrustGate& gate,
-                         services::SessionSet& sessions) {
+                         SessionSet& sessions) {
     TrustReload result;
     crypto::TrustStore fresh;
     if (auto error = crypto::TrustStore::load(crypto::default_provider(), path, fresh)) {

@@ -10,7 +10,7 @@
 
 #include "sdmp/crypto/trust_store.hpp"
 #include "sdmp/framework/server.hpp"
-#include "sdmp/services/session_set.hpp"
+#include "sdmp/framework/session_set.hpp"
 
 namespace sdmp::apps {
 
@@ -36,6 +36,6 @@ struct TrustReload {
 // Loads `path`; on success makes it the gate's store, closes the sessions of peers that are
 // not in it, and hands it to the server for new handshakes when the framework supports it.
 TrustReload reload_trust(const std::filesystem::path& path, Server& server, TrustGate& gate,
-                         services::SessionSet& sessions);
+                         SessionSet& sessions);
 
 }  // namespace sdmp::apps

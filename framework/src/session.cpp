@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <atomic>
 #include <utility>
 
 #include "detail/session_support.hpp"
@@ -27,6 +28,10 @@ SteadyClock::time_point coarse_now() noexcept {
     return SteadyClock::now();
 }
 
+// Session ids: 0 is the empty handle's, so the first session is 1. Relaxed is enough: only
+// uniqueness matters, not order between threads.
+std::atomic<std::uint64_t> g_next_session_id{1};
+
 }  // namespace
 
 // The application's share of a session. Client sessions close when the last one goes away.
@@ -49,7 +54,8 @@ class SessionImpl::HandleBlock {
 
 SessionImpl::SessionImpl(tcp::socket socket, protocol::Established established,
                          SessionConfig config)
-    : strand_(socket.get_executor()),
+    : id_(g_next_session_id.fetch_add(1, std::memory_order_relaxed)),
+      strand_(socket.get_executor()),
       socket_(std::move(socket)),
       config_(std::move(config)),
       sealer_(*config_.provider, established.suite.aead, established.keys.send_key,
@@ -354,6 +360,10 @@ asio::awaitable<void> SessionImpl::keepalive_loop() {
 
 // -------------------------------------------------------------------------------------------------
 // Public handles
+
+std::uint64_t Session::id() const noexcept {
+    return impl_ ? impl_->id() : 0;
+}
 
 bool Session::is_open() const noexcept {
     return impl_ != nullptr && impl_->is_open();

@@ -14,9 +14,9 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "sdmp/framework/client.hpp"
+#include "sdmp/framework/session_set.hpp"
 #include "sdmp/services/journal_service.hpp"
 #include "sdmp/services/peer_address.hpp"
-#include "sdmp/services/session_set.hpp"
 
 namespace sdmp::services {
 

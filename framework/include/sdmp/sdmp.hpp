@@ -19,4 +19,5 @@
 #include "sdmp/framework/router.hpp"
 #include "sdmp/framework/server.hpp"
 #include "sdmp/framework/session.hpp"
+#include "sdmp/framework/session_set.hpp"
 #include "sdmp/protocol/message.hpp"

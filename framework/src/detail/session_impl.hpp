@@ -86,6 +86,7 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
     static asio::awaitable<std::error_code> wait_closed(std::shared_ptr<SessionImpl> self);
     SessionStats stats() const;
     bool is_open() const noexcept { return open_.load(std::memory_order_acquire); }
+    std::uint64_t id() const noexcept { return id_; }
     const std::shared_ptr<const PeerInfo>& peer() const noexcept { return peer_; }
     const Executor& strand() const noexcept { return strand_; }
     const SessionOptions& options() const noexcept { return config_.options; }
@@ -204,6 +205,7 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
     void mark_not_open() noexcept { open_.store(false, std::memory_order_release); }
     void touch_activity() noexcept;
 
+    const std::uint64_t id_;  // Session::id()
     Executor strand_;
     tcp::socket socket_;
     SessionConfig config_;

@@ -2,6 +2,18 @@
 // (protocol.md §6). A Session is a cheap, thread-safe handle; like any Asio I/O object it must
 // not outlive the execution context (io_context, thread_pool) it runs on.
 //
+// Lifetime: every handle of one session shares one handle block. For a client session (from
+// connect(); a ReconnectingClient holds a handle of its current one) the handles own it:
+// dropping the last one closes the session gracefully, so a kept handle keeps it open until
+// close(), abort() or the peer ends it. Server sessions (the ones a Server accepts:
+// ServerOptions::on_session, Context::session() in the server's handlers) belong to the
+// server: a kept handle keeps the session object valid, but not the connection open (it ends
+// when the peer or the server's shutdown ends it), and dropping the last handle closes nothing.
+//
+// Identity: id() names the session, whichever handle it is read from; handles compare equal
+// and hash alike when they refer to the same session (std::hash<sdmp::Session>), so a Session
+// can be a key of an unordered container.
+//
 // Error contract of the outer API (Asio's convention): failures of the transport (session
 // closed, connection lost, message over the local limit) are thrown as
 // boost::system::system_error carrying an sdmp::errc or sdmp::framework_errc code (async_call
@@ -13,6 +25,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <system_error>
@@ -50,6 +63,11 @@ class Session {
     Session() = default;
 
     explicit operator bool() const noexcept { return impl_ != nullptr; }
+    // Unique among the sessions of this process (never reused) and fixed for the session's life;
+    // 0 for an empty handle.
+    std::uint64_t id() const noexcept;
+    // Same session, whichever handles; two empty handles are equal.
+    friend bool operator==(const Session& a, const Session& b) noexcept { return a.id() == b.id(); }
     // False once the session started closing (goaway received or sent, or connection lost).
     bool is_open() const noexcept;
     const PeerInfo& peer() const;
@@ -122,3 +140,10 @@ class Session {
 };
 
 }  // namespace sdmp
+
+template <>
+struct std::hash<sdmp::Session> {
+    std::size_t operator()(const sdmp::Session& session) const noexcept {
+        return std::hash<std::uint64_t>{}(session.id());
+    }
+};

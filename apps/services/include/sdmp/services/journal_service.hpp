@@ -32,11 +32,11 @@
 #include "sdmp/framework/options.hpp"
 #include "sdmp/framework/router.hpp"
 #include "sdmp/framework/session.hpp"
+#include "sdmp/framework/session_set.hpp"
 #include "sdmp/services/blocking_executor.hpp"
 #include "sdmp/services/journal_line.hpp"
 #include "sdmp/services/journal_store.hpp"
 #include "sdmp/services/peer_address.hpp"
-#include "sdmp/services/session_set.hpp"
 
 namespace sdmp::services {
 

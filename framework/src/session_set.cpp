@@ -1,41 +1,52 @@
-#include "sdmp/services/session_set.hpp"
+#include "sdmp/framework/session_set.hpp"
 
 #include <algorithm>
 #include <utility>
 
-namespace sdmp::services {
+namespace sdmp {
 
 void SessionSet::prune_locked() {
     std::erase_if(sessions_, [](const Session& s) { return !s.is_open(); });
 }
 
 void SessionSet::add(Session session) {
-    std::lock_guard lock(mutex_);
+    const std::lock_guard lock(mutex_);
     prune_locked();
-    // Handles of one session share its PeerInfo: adding the same session twice is a no-op.
-    const bool present = std::any_of(sessions_.begin(), sessions_.end(), [&](const Session& s) {
-        return &s.peer() == &session.peer();
-    });
-    if (!present)
+    if (std::find(sessions_.begin(), sessions_.end(), session) == sessions_.end())
         sessions_.push_back(std::move(session));
 }
 
 void SessionSet::remove(const Session& session) {
-    std::lock_guard lock(mutex_);
-    // Session handles of one session share the peer object; compare by it.
-    std::erase_if(sessions_, [&](const Session& s) { return &s.peer() == &session.peer(); });
+    // Moved out and dropped after unlocking: the last handle of a client session closes it,
+    // which must not run under the set's lock.
+    std::vector<Session> removed;
+    {
+        const std::lock_guard lock(mutex_);
+        const auto it = std::find(sessions_.begin(), sessions_.end(), session);
+        if (it != sessions_.end()) {
+            removed.push_back(std::move(*it));
+            sessions_.erase(it);
+        }
+    }
 }
 
 std::vector<Session> SessionSet::open_sessions() {
-    std::lock_guard lock(mutex_);
+    const std::lock_guard lock(mutex_);
     prune_locked();
     return sessions_;
+}
+
+std::size_t SessionSet::for_each_open(const std::function<void(const Session&)>& f) {
+    const std::vector<Session> snapshot = open_sessions();
+    for (const Session& s : snapshot)
+        f(s);
+    return snapshot.size();
 }
 
 std::size_t SessionSet::abort_if(const std::function<bool(const PeerInfo&)>& match) {
     std::vector<Session> doomed;
     {
-        std::lock_guard lock(mutex_);
+        const std::lock_guard lock(mutex_);
         prune_locked();
         for (const auto& s : sessions_) {
             if (match(s.peer()))
@@ -50,9 +61,9 @@ std::size_t SessionSet::abort_if(const std::function<bool(const PeerInfo&)>& mat
 }
 
 std::size_t SessionSet::size() {
-    std::lock_guard lock(mutex_);
+    const std::lock_guard lock(mutex_);
     prune_locked();
     return sessions_.size();
 }
 
-}  // namespace sdmp::services
+}  // namespace sdmp
