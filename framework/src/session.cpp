@@ -28,6 +28,26 @@ SteadyClock::time_point coarse_now() noexcept {
     return SteadyClock::now();
 }
 
+// protocol.md §6.2: no envelope is over the protocol's limit, and one must fit in a record with
+// its varint frame (§5.1, §6.1).
+SessionConfig clamped(SessionConfig config) {
+    SessionOptions& o = config.options;
+    const std::size_t payload_cap = o.record_limits.max_payload_size;
+    const std::size_t protocol_cap = protocol::MessageLimits{}.max_message_size;
+    o.max_message_size = std::min({o.max_message_size, protocol_cap, payload_cap - 10});
+    o.max_record_payload = std::clamp<std::size_t>(o.max_record_payload, 1, payload_cap);
+    return config;
+}
+
+SendQueue::Limits queue_limits(const SessionOptions& o) {
+    SendQueue::Limits limits;
+    limits.data_bytes = o.send_queue_bytes;
+    limits.control_bytes = o.max_control_bytes;
+    limits.max_record_payload = o.max_record_payload;
+    limits.encode.max_message_size = o.max_message_size;
+    return limits;
+}
+
 // Session ids: 0 is the empty handle's, so the first session is 1. Relaxed is enough: only
 // uniqueness matters, not order between threads.
 std::atomic<std::uint64_t> g_next_session_id{1};
@@ -57,34 +77,22 @@ SessionImpl::SessionImpl(tcp::socket socket, protocol::Established established,
     : id_(g_next_session_id.fetch_add(1, std::memory_order_relaxed)),
       strand_(socket.get_executor()),
       socket_(std::move(socket)),
-      config_(std::move(config)),
+      config_(clamped(std::move(config))),
       sealer_(*config_.provider, established.suite.aead, established.keys.send_key,
               config_.options.record_limits),
       opener_(*config_.provider, established.suite.aead, established.keys.receive_key,
               config_.options.record_limits),
+      send_queue_(queue_limits(config_.options)),
       writer_done_wake_(strand_, 1),
+      requests_({config_.options.max_in_flight, config_.options.max_message_size}, &table_pool_),
       tasks_idle_(strand_, 1),
       drain_timer_(strand_),
       linger_timer_(strand_),
       keepalive_timer_(strand_),
       closed_event_(strand_, 1) {
-    SessionOptions& o = config_.options;
-    // A message must fit in one record with its varint frame (protocol.md §5.1, §6.1).
-    // protocol.md §6.2: no envelope is over the protocol's limit, and one must fit in a record
-    // with its frame (§5.1).
-    const std::size_t payload_cap = o.record_limits.max_payload_size;
-    const std::size_t protocol_cap = protocol::MessageLimits{}.max_message_size;
-    o.max_message_size = std::min({o.max_message_size, protocol_cap, payload_cap - 10});
-    o.max_record_payload = std::clamp<std::size_t>(o.max_record_payload, 1, payload_cap);
-    SendQueue::Limits queue_limits;
-    queue_limits.data_bytes = o.send_queue_bytes;
-    queue_limits.control_bytes = o.max_control_bytes;
-    queue_limits.max_record_payload = o.max_record_payload;
-    queue_limits.encode.max_message_size = o.max_message_size;
-    send_queue_ = SendQueue(queue_limits);
     // Everything within the protocol's limit decodes; the local limit is applied per message,
     // so that an oversized request gets `too_large` instead of a closed connection.
-    decode_limits_.max_message_size = protocol_cap;
+    decode_limits_.max_message_size = protocol::MessageLimits{}.max_message_size;
 
     auto peer = std::make_shared<PeerInfo>();
     peer->fingerprint = established.peer_fingerprint;
@@ -144,7 +152,7 @@ asio::awaitable<void> SessionImpl::run() {
         self->writer_done_ = true;
         self->writer_done_wake_.try_send(boost::system::error_code{});
         // Our side has finished sending; give the peer close_linger to finish too.
-        if (!self->aborted_)
+        if (!self->lifecycle_.aborted())
             self->start_linger();
     });
     if (keepalive_.enabled()) {
@@ -159,31 +167,16 @@ asio::awaitable<void> SessionImpl::run() {
     const boost::system::error_code read_error = co_await read_loop();
 
     // Nothing more will be received.
-    if (!aborted_) {
-        if (read_error == asio::error::eof && peer_ended_ && opener_.buffered() == 0) {
-            // protocol.md §6.6: the peer's `end`, then its end of stream: a graceful end. What
-            // it sent before is handled (the drain that on_end began bounds the handlers).
-            maybe_finish_drain();
-        } else if (read_error == asio::error::eof) {
-            // The stream ended without the peer's `end`, or inside a record: the connection was
-            // cut, whatever came before, and is closed as after any error (protocol.md §5.6,
-            // §6.6): nothing more is sent.
-            do_abort(framework_errc::connection_lost);
-        } else if (state_ == State::closing) {
-            // We had finished; the peer's end did not come within the linger (we closed the
-            // socket) or came as a reset. Either way nothing was lost.
-        } else {
-            do_abort(read_error ? to_std(read_error)
-                                : std::error_code(framework_errc::connection_closed));
-        }
-    }
-    if (close_reason_ && close_reason_ != framework_errc::connection_closed) {
+    apply(lifecycle_.read_ended(read_error == asio::error::eof, opener_.buffered() != 0,
+                                to_std(read_error)));
+    if (const auto reason = lifecycle_.reason();
+        reason && reason != framework_errc::connection_closed) {
         config_.logger.warn("{}: session with {} ends: {}", config_.side,
-                            peer_->fingerprint.short_hex(), close_reason_.message());
+                            peer_->fingerprint.short_hex(), reason.message());
     }
 
     // Every handler finishes (they were cancelled), then the writer.
-    while (task_count_ != 0) {
+    while (!requests_.empty()) {
         co_await tasks_idle_.async_receive(use_tuple);
     }
     // Idle workers end (nothing can be scheduled any more); one still starting ends at once.
@@ -198,14 +191,13 @@ asio::awaitable<void> SessionImpl::run() {
     drain_timer_.cancel();
     linger_timer_.cancel();
     socket_.close(ignored);
-    state_ = State::closed;
+    lifecycle_.finished();
     mark_not_open();
-    fail_pending(close_reason_ ? close_reason_
-                               : std::error_code(framework_errc::connection_closed));
+    fail_pending(lifecycle_.reason_or_closed());
     fail_waiters(framework_errc::connection_closed);
     {
         const std::lock_guard lock(close_reason_mutex_);
-        published_close_reason_ = close_reason_;
+        published_close_reason_ = lifecycle_.reason();
     }
     closed_event_.close();
     config_.metrics->session_closed();
@@ -225,48 +217,52 @@ void SessionImpl::abort(std::error_code reason) {
 }
 
 void SessionImpl::begin_drain(std::chrono::milliseconds drain) {
-    if (state_ != State::open)
-        return;
-    state_ = State::draining;
-    mark_not_open();
-    // protocol.md §6.2: requests up to the highest we have seen are still answered. After the
-    // peer's `end` it reads nothing more of ours but our own `end`.
-    if (!peer_ended_)
-        send_control(protocol::GoAway{highest_peer_request_, "closing"});
-    drain_timer_.expires_after(drain);
-    drain_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-        if (ec || self->state_ != State::draining)
-            return;
-        self->config_.logger.info("{}: drain deadline passed; cancelling what is left",
-                                  self->config_.side);
-        self->cancel_all_tasks(Status::shutting_down);
-        // Answers and calls still waiting for queue space (a peer that does not read) give up
-        // first: finishing a sent call frees no space, but withdrawing a waiter could grant the
-        // next one, whose request would then go out although its caller was told it failed.
-        self->fail_waiters(framework_errc::session_shutting_down);
-        self->fail_pending(framework_errc::session_shutting_down);
-        self->maybe_finish_drain();
-    });
-    maybe_finish_drain();
+    drain_for_ = drain;
+    apply(lifecycle_.close());
 }
 
-void SessionImpl::maybe_finish_drain() {
-    if (state_ == State::draining && task_count_ == 0 && pending_.empty())
-        begin_closing();
+// In the order SessionLifecycle::Actions declares them.
+void SessionImpl::apply(const SessionLifecycle::Actions& actions) {
+    if (lifecycle_.state() != SessionLifecycle::State::open || lifecycle_.peer_ended())
+        mark_not_open();
+    if (actions.cancel_tasks)
+        cancel_all_tasks(*actions.cancel_tasks);
+    if (actions.fail_waiters)
+        fail_waiters(actions.fail_waiters);
+    if (actions.fail_calls)
+        fail_pending(actions.fail_calls);
+    if (actions.send_goaway)
+        send_control(protocol::GoAway{requests_.highest_request(), "closing"});
+    if (actions.arm_drain_timer) {
+        drain_timer_.expires_after(drain_for_);
+        drain_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+            if (ec || self->lifecycle_.state() != SessionLifecycle::State::draining)
+                return;
+            self->config_.logger.info("{}: drain deadline passed; cancelling what is left",
+                                      self->config_.side);
+            self->apply(self->lifecycle_.drain_deadline());
+        });
+    }
+    if (actions.stop_drain_timer)
+        drain_timer_.cancel();
+    if (actions.close_socket) {
+        boost::system::error_code ignored;
+        socket_.close(ignored);
+    }
+    if (actions.finish_writer) {
+        writer_finish_ = true;
+        flush_later();  // a flush point of its own, once this step is complete
+    }
+    if (actions.start_linger)
+        start_linger();
+    check_drained();
 }
 
-void SessionImpl::begin_closing() {
-    if (state_ == State::closing || state_ == State::closed)
-        return;
-    state_ = State::closing;
-    mark_not_open();
-    drain_timer_.cancel();
-    fail_waiters(framework_errc::connection_closed);  // first, as in begin_drain's deadline
-    fail_pending(framework_errc::connection_closed);
-    writer_finish_ = true;
-    flush_later();
-    // Bounds the flush of what is queued; restarted for the peer's end once the writer is done.
-    start_linger();
+void SessionImpl::check_drained() {
+    if (lifecycle_.state() == SessionLifecycle::State::draining && requests_.empty() &&
+        calls_.empty()) {
+        apply(lifecycle_.drained());
+    }
 }
 
 void SessionImpl::start_linger() {
@@ -277,23 +273,6 @@ void SessionImpl::start_linger() {
         boost::system::error_code ignored;
         self->socket_.close(ignored);
     });
-}
-
-void SessionImpl::do_abort(std::error_code reason) {
-    if (aborted_ || state_ == State::closed)
-        return;
-    aborted_ = true;
-    if (!close_reason_)
-        close_reason_ = reason ? reason : std::error_code(framework_errc::connection_closed);
-    state_ = State::closing;
-    mark_not_open();
-    cancel_all_tasks(Status::cancelled);
-    fail_pending(close_reason_);
-    fail_waiters(close_reason_);
-    boost::system::error_code ignored;
-    socket_.close(ignored);  // completes the reader's and the writer's operations
-    writer_finish_ = true;
-    flush_later();
 }
 
 void SessionImpl::fail_waiters(std::error_code reason) {
@@ -328,16 +307,18 @@ SessionStats SessionImpl::stats() const {
 // Keepalive and idle timeout
 
 asio::awaitable<void> SessionImpl::keepalive_loop() {
-    while (state_ == State::open || state_ == State::draining) {
-        const auto next = keepalive_.next_wake(state_ == State::open);
+    while (lifecycle_.sending()) {
+        const bool open = lifecycle_.state() == SessionLifecycle::State::open;
+        const auto next = keepalive_.next_wake(open);
         if (!next)
             co_return;
         keepalive_timer_.expires_at(*next);
         auto [ec] = co_await keepalive_timer_.async_wait(use_tuple);
-        if (ec || state_ == State::closing || state_ == State::closed)
+        if (ec || !lifecycle_.sending())
             co_return;
-        const auto due = keepalive_.on_timer(SteadyClock::now(), state_ == State::open,
-                                             task_count_ != 0 || !pending_.empty());
+        const auto due = keepalive_.on_timer(SteadyClock::now(),
+                                             lifecycle_.state() == SessionLifecycle::State::open,
+                                             !requests_.empty() || !calls_.empty());
         if (due.peer_silent) {
             config_.logger.warn("{}: {} sent nothing for {} ms; closing", config_.side,
                                 peer_->fingerprint.short_hex(),

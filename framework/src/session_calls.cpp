@@ -22,6 +22,15 @@
 
 namespace sdmp::detail {
 
+namespace {
+
+Reply refused_reply() {
+    return Reply::error(Status::shutting_down,
+                        "the peer is shutting down; the call was not handled");
+}
+
+}  // namespace
+
 // The CallOp and the caller's handler in one allocation. Two kinds of handler: the one
 // use_awaitable makes for call() (void(std::exception_ptr, Reply): the awaiting coroutine gets
 // the exception as thrown today, with the method in what()), and the type-erased handler of
@@ -211,13 +220,11 @@ void SessionImpl::start_call(const std::shared_ptr<CallOp>& op) {
         finish_call(*op, {}, Reply::error(Status::cancelled, "cancelled by the caller"));
         return;
     }
-    if (state_ == State::closing || state_ == State::closed) {
-        finish_call(
-            *op, close_reason_ ? close_reason_ : std::error_code(framework_errc::connection_closed),
-            std::nullopt);
+    if (!lifecycle_.sending()) {
+        finish_call(*op, lifecycle_.reason_or_closed(), std::nullopt);
         return;
     }
-    if (peer_goaway_last_ || peer_ended_) {
+    if (calls_.peer_went_away() || lifecycle_.peer_ended()) {
         finish_call(*op, {}, Reply::error(Status::shutting_down, "the peer is shutting down"));
         return;
     }
@@ -235,7 +242,12 @@ void SessionImpl::start_call(const std::shared_ptr<CallOp>& op) {
         timeout_ms = static_cast<std::uint64_t>(std::max<std::int64_t>(left.count(), 1));
     }
 
-    op->id = ++next_call_id_;
+    const std::optional<std::uint64_t> id = calls_.next_id();
+    if (!id) {
+        finish_call(*op, errc::counter_exhausted, std::nullopt);
+        return;
+    }
+    op->id = *id;
     if (op->no_compress)
         op->metadata.emplace_back(protocol::k_metadata_no_compress,
                                   "1");  // the answer too (protocol.md §6.2, §6.7)
@@ -244,8 +256,8 @@ void SessionImpl::start_call(const std::shared_ptr<CallOp>& op) {
                               protocol::Request{op->id, std::move(op->method), timeout_ms,
                                                 std::move(op->metadata), std::move(op->body)}};
     const std::size_t size = protocol::encoded_size(message);
-    pending_.emplace(op->id, op);
-    stats_.pending_calls.store(pending_.size(), std::memory_order_relaxed);
+    calls_.insert(op->id, op);
+    stats_.pending_calls.store(calls_.size(), std::memory_order_relaxed);
     std::error_code ec;
     if (try_reserve(size)) {
         op->phase = CallOp::Phase::sent;
@@ -263,7 +275,7 @@ void SessionImpl::start_call(const std::shared_ptr<CallOp>& op) {
     op->method = std::move(std::get<protocol::Request>(message).method);  // for metrics, errors
     if (ec) {
         op->encoded.clear();
-        finish_call(*op, ec, std::nullopt);  // also leaves pending_
+        finish_call(*op, ec, std::nullopt);  // also leaves calls_
         return;
     }
     if (op->deadline) {
@@ -320,12 +332,8 @@ void SessionImpl::finish_call(CallOp& op, std::error_code error, std::optional<R
     withdraw(op);
     std::shared_ptr<CallOp> keep;  // op may be owned by the table alone
     if (op.id != 0) {
-        const auto it = pending_.find(op.id);
-        if (it != pending_.end() && it->second.get() == &op) {
-            keep = std::move(it->second);
-            pending_.erase(it);
-            stats_.pending_calls.store(pending_.size(), std::memory_order_relaxed);
-        }
+        keep = calls_.take_if(op.id, &op);
+        stats_.pending_calls.store(calls_.size(), std::memory_order_relaxed);
     }
     touch_activity();
     if (reply) {
@@ -335,9 +343,9 @@ void SessionImpl::finish_call(CallOp& op, std::error_code error, std::optional<R
     } else {
         op.deliver(error, Reply{});
     }
-    if (state_ == State::draining) {
+    if (lifecycle_.state() == SessionLifecycle::State::draining) {
         // Not inline: finish_call runs inside loops over the tables that this may change.
-        asio::post(strand_, [self = shared_from_this()] { self->maybe_finish_drain(); });
+        asio::post(strand_, [self = shared_from_this()] { self->check_drained(); });
     }
 }
 
@@ -356,11 +364,8 @@ asio::awaitable<void> SessionImpl::notify(std::shared_ptr<SessionImpl> self, std
 
 asio::awaitable<void> SessionImpl::notify_on_strand(std::string method, Bytes body,
                                                     CallOptions options) {
-    if (state_ == State::closing || state_ == State::closed || peer_ended_) {
-        throw_error(
-            close_reason_ ? close_reason_ : std::error_code(framework_errc::connection_closed),
-            "notify '" + method + "'");
-    }
+    if (!lifecycle_.sending() || lifecycle_.peer_ended())
+        throw_error(lifecycle_.reason_or_closed(), "notify '" + method + "'");
     protocol::Message notification{
         std::in_place_type<protocol::Notification>,
         protocol::Notification{method, std::move(options.metadata), std::move(body)}};
@@ -388,12 +393,10 @@ asio::awaitable<void> SessionImpl::notify_on_strand(std::string method, Bytes bo
 
 void SessionImpl::on_response(protocol::Response&& response, std::size_t size) {
     keepalive_.on_activity(received_at_);
-    const auto it = pending_.find(response.id);
-    if (it == pending_.end())
+    const std::shared_ptr<CallOp> op = calls_.take(response.id);
+    if (!op)
         return;  // the call timed out or was cancelled meanwhile
-    const std::shared_ptr<CallOp> op = std::move(it->second);
-    pending_.erase(it);
-    stats_.pending_calls.store(pending_.size(), std::memory_order_relaxed);
+    stats_.pending_calls.store(calls_.size(), std::memory_order_relaxed);
     if (size > config_.options.max_message_size) {
         finish_call(*op, {}, Reply::error(Status::too_large, "response exceeds max_message_size"));
         return;
@@ -405,48 +408,32 @@ void SessionImpl::on_response(protocol::Response&& response, std::size_t size) {
 }
 
 void SessionImpl::on_goaway(const protocol::GoAway& goaway) {
-    peer_goaway_last_ = peer_goaway_last_ ? std::min(*peer_goaway_last_, goaway.last_request_id)
-                                          : goaway.last_request_id;
+    // Calls above the peer's last id will not be handled (protocol.md §6.2).
+    const std::vector<std::shared_ptr<CallOp>> refused = calls_.on_goaway(goaway.last_request_id);
+    stats_.pending_calls.store(calls_.size(), std::memory_order_relaxed);
     mark_not_open();
     config_.logger.info("{}: {} sent goaway (last request {})", config_.side,
                         peer_->fingerprint.short_hex(), goaway.last_request_id);
-    // Calls above the peer's last id will not be handled (protocol.md §6.2).
-    std::vector<std::shared_ptr<CallOp>> refused;
-    for (auto it = pending_.begin(); it != pending_.end();) {
-        if (it->first > *peer_goaway_last_) {
-            refused.push_back(std::move(it->second));
-            it = pending_.erase(it);
-        } else {
-            ++it;
-        }
-    }
-    stats_.pending_calls.store(pending_.size(), std::memory_order_relaxed);
     // Out of the space queue first, all of them: finishing one could otherwise grant space to
     // another refused call, whose request would then still go out.
     send_queue_.withdraw_if([&](const SpaceWaiter* waiter) {
         return std::any_of(refused.begin(), refused.end(),
                            [&](const auto& op) { return op.get() == waiter; });
     });
-    for (const auto& op : refused) {
-        finish_call(*op, {},
-                    Reply::error(Status::shutting_down,
-                                 "the peer is shutting down; the call was not handled"));
-    }
+    for (const auto& op : refused)
+        finish_call(*op, {}, refused_reply());
     release(0, 0);  // what they held up at the head of the queue may go now
 }
 
 void SessionImpl::fail_pending(std::error_code reason) {
-    // Completing a call may end the drain, which fails what is pending again: work on a copy.
-    std::vector<std::pair<std::uint64_t, std::shared_ptr<CallOp>>> calls(
-        std::make_move_iterator(pending_.begin()), std::make_move_iterator(pending_.end()));
-    pending_.clear();
+    // Completing a call may end the drain, which fails what is pending again: the table is
+    // emptied first.
+    auto calls = calls_.take_all();
     stats_.pending_calls.store(0, std::memory_order_relaxed);
     for (auto& [id, op] : calls) {
-        if (peer_goaway_last_ && id > *peer_goaway_last_) {
+        if (calls_.refused(id)) {
             // Above the peer's goaway: certainly not handled, safe to retry elsewhere.
-            finish_call(*op, {},
-                        Reply::error(Status::shutting_down,
-                                     "the peer is shutting down; the call was not handled"));
+            finish_call(*op, {}, refused_reply());
         } else {
             finish_call(*op, reason, std::nullopt);
         }

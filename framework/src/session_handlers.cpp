@@ -39,14 +39,8 @@ std::shared_ptr<SessionImpl::Task> SessionImpl::make_task(
         shared_from_this(), peer_, request_id, std::move(method), std::move(metadata), deadline));
     task->request_id = request_id;
     task->started = received_at_;
-    task->next = tasks_head_;
-    if (tasks_head_ != nullptr)
-        tasks_head_->prev = task.get();
-    tasks_head_ = task.get();
-    ++task_count_;
-    if (request_id != 0)
-        requests_.emplace(request_id, task.get());
-    stats_.in_flight.store(task_count_, std::memory_order_relaxed);
+    requests_.add(*task);
+    stats_.in_flight.store(requests_.size(), std::memory_order_relaxed);
     return task;
 }
 
@@ -215,7 +209,7 @@ asio::awaitable<void> SessionImpl::serve_request(Task& task) {
 }
 
 asio::awaitable<void> SessionImpl::send_response(Task& task, Reply reply) {
-    if (state_ == State::closing || state_ == State::closed)
+    if (!lifecycle_.sending())
         co_return;  // nobody to answer
     const bool no_compress = reply.no_compress || task.no_compress;
     protocol::Message message{std::in_place_type<protocol::Response>,
@@ -279,28 +273,17 @@ void SessionImpl::task_finished(const std::shared_ptr<Task>& task, std::exceptio
     task->done = true;
     if (task->timer)
         task->timer->cancel();
-    if (task->request_id != 0)
-        requests_.erase(task->request_id);
-    if (task->prev != nullptr) {
-        task->prev->next = task->next;
-    } else {
-        tasks_head_ = task->next;
-    }
-    if (task->next != nullptr)
-        task->next->prev = task->prev;
-    task->prev = task->next = nullptr;
-    --task_count_;
-    stats_.in_flight.store(task_count_, std::memory_order_relaxed);
+    requests_.remove(*task);
+    stats_.in_flight.store(requests_.size(), std::memory_order_relaxed);
     touch_activity();
-    if (task_count_ == 0)
+    if (requests_.empty())
         tasks_idle_.try_send(boost::system::error_code{});
-    maybe_finish_drain();
+    check_drained();
 }
 
 void SessionImpl::cancel_all_tasks(Status reason) {
-    // cancel_task never completes a task inline, so walking the list is safe.
-    for (Task* task = tasks_head_; task != nullptr; task = task->next)
-        cancel_task(*task, reason);
+    // cancel_task never completes a task inline, so walking the table is safe.
+    requests_.for_each([&](RequestTable::Entry& entry) { cancel_task(task_of(entry), reason); });
 }
 
 }  // namespace sdmp::detail

@@ -35,14 +35,14 @@ asio::awaitable<boost::system::error_code> SessionImpl::read_loop() {
             // §6.6: so does a record after the peer's `end`.
             if (opened.failed())
                 co_return boost::system::error_code(opened.error);
-            if (peer_ended_)
+            if (lifecycle_.peer_ended())
                 co_return boost::system::error_code(std::error_code(errc::malformed));
             config_.metrics->bytes_received(0, 1);
             const std::error_code ec = co_await dispatch_payload(payload);
             if (ec)
                 co_return boost::system::error_code(ec);
-            if (aborted_)
-                co_return boost::system::error_code(close_reason_);
+            if (lifecycle_.aborted())
+                co_return boost::system::error_code(lifecycle_.reason());
         }
         const std::size_t want = std::clamp(opener_.bytes_wanted(), k_min_read, k_max_read);
         const MutableByteView space = opener_.prepare(want);
@@ -73,7 +73,7 @@ asio::awaitable<std::error_code> SessionImpl::dispatch_payload(ByteView payload)
         if (const auto ec =
                 protocol::decode_next_message(payload, pos, message, size, decode_limits_))
             co_return ec;
-        if (peer_ended_)
+        if (lifecycle_.peer_ended())
             co_return errc::malformed;  // an envelope after `end`
         {
             const ProducerScope scope(*this, pos < payload.size());
@@ -81,17 +81,17 @@ asio::awaitable<std::error_code> SessionImpl::dispatch_payload(ByteView payload)
             flush();
         }
         ++count;
-        if (aborted_)
+        if (lifecycle_.aborted())
             break;
         if (count % k_dispatch_slice == 0 && pos < payload.size()) {
             start_workers();
             co_await asio::post(strand_, asio::use_awaitable);
-            if (aborted_)
+            if (lifecycle_.aborted())
                 break;
         }
     }
     config_.metrics->messages_received(count);
-    if (pong_due_ && !aborted_) {
+    if (pong_due_ && !lifecycle_.aborted()) {
         send_control(protocol::Pong{*pong_due_});
         pong_due_.reset();
         flush();
@@ -106,13 +106,7 @@ void SessionImpl::dispatch(protocol::Message&& message, std::size_t size) {
     std::visit(Overloaded{
                    [&](protocol::Request& m) { on_request(std::move(m), size); },
                    [&](protocol::Response& m) { on_response(std::move(m), size); },
-                   [&](protocol::Notification& m) {
-                       if (size > config_.options.max_message_size) {
-                           config_.metrics->notification_dropped();
-                           return;
-                       }
-                       on_notification(std::move(m));
-                   },
+                   [&](protocol::Notification& m) { on_notification(std::move(m), size); },
                    [&](protocol::Cancel& m) { on_cancel(m.id); },
                    [&](protocol::Ping& m) { pong_due_ = m.opaque; },
                    [&](protocol::Pong&) {},
@@ -130,37 +124,36 @@ void SessionImpl::answer_now(std::uint64_t id, Status status, std::string_view m
 
 void SessionImpl::on_request(protocol::Request&& request, std::size_t size) {
     keepalive_.on_activity(received_at_);
-    highest_peer_request_ = std::max(highest_peer_request_, request.id);
     // protocol.md §6.2: the reserved entry is the protocol's, not the handler's.
     const bool no_compress = protocol::asks_no_compress(request.metadata);
     std::erase_if(request.metadata, [](const auto& entry) {
         return entry.first == protocol::k_metadata_no_compress;
     });
-    if (requests_.contains(request.id)) {
-        // protocol.md §6.2: ids are unique among the caller's open calls.
-        config_.logger.warn("{}: {} reused request id {}; closing", config_.side,
-                            peer_->fingerprint.short_hex(), request.id);
-        do_abort(errc::malformed);
-        return;
-    }
     const Handler* handler = config_.router ? config_.router->find(request.method) : nullptr;
     const std::string_view metric =
         handler != nullptr ? std::string_view(request.method) : k_unknown_method_metric;
-    if (state_ != State::open) {
-        answer_now(request.id, Status::shutting_down, "the server is shutting down", metric);
-        return;
-    }
-    if (size > config_.options.max_message_size) {
-        answer_now(request.id, Status::too_large, "request exceeds max_message_size", metric);
-        return;
-    }
-    if (handler == nullptr) {
-        answer_now(request.id, Status::unknown_method, "unknown method", metric);
-        return;
-    }
-    if (task_count_ >= config_.options.max_in_flight) {
-        answer_now(request.id, Status::overloaded, "too many requests in flight", metric);
-        return;
+    using Admission = RequestTable::Admission;
+    switch (requests_.admit_request(request.id, size, handler != nullptr,
+                                    lifecycle_.accepts_requests())) {
+        case Admission::accept:
+            break;
+        case Admission::duplicate_id:
+            config_.logger.warn("{}: {} reused request id {}; closing", config_.side,
+                                peer_->fingerprint.short_hex(), request.id);
+            do_abort(errc::malformed);
+            return;
+        case Admission::shutting_down:
+            answer_now(request.id, Status::shutting_down, "the server is shutting down", metric);
+            return;
+        case Admission::too_large:
+            answer_now(request.id, Status::too_large, "request exceeds max_message_size", metric);
+            return;
+        case Admission::unknown_method:
+            answer_now(request.id, Status::unknown_method, "unknown method", metric);
+            return;
+        case Admission::overloaded:
+            answer_now(request.id, Status::overloaded, "too many requests in flight", metric);
+            return;
     }
     std::optional<SteadyClock::time_point> deadline;
     if (request.timeout_ms > 0) {
@@ -177,15 +170,19 @@ void SessionImpl::on_request(protocol::Request&& request, std::size_t size) {
     schedule(std::move(task));
 }
 
-void SessionImpl::on_notification(protocol::Notification&& notification) {
+void SessionImpl::on_notification(protocol::Notification&& notification, std::size_t size) {
+    if (size > config_.options.max_message_size) {
+        config_.metrics->notification_dropped();
+        return;
+    }
     keepalive_.on_activity(received_at_);
     config_.metrics->notification_received();
     const NotificationHandler* handler =
         config_.router ? config_.router->find_notification(notification.method) : nullptr;
     // protocol.md §6.6: goaway stops requests, not notifications; what the peer sent before
     // its `end` is handled, draining or not.
-    if (handler == nullptr || state_ == State::closed ||
-        task_count_ >= config_.options.max_in_flight) {
+    if (!requests_.admit_notification(size, handler != nullptr,
+                                      lifecycle_.state() == SessionLifecycle::State::closed)) {
         config_.metrics->notification_dropped();
         config_.logger.debug("{}: notification '{}' dropped", config_.side, notification.method);
         return;
@@ -198,21 +195,16 @@ void SessionImpl::on_notification(protocol::Notification&& notification) {
 }
 
 void SessionImpl::on_cancel(std::uint64_t id) {
-    const auto it = requests_.find(id);
-    if (it != requests_.end())
-        cancel_task(*it->second, Status::cancelled);
+    if (RequestTable::Entry* entry = requests_.find(id))
+        cancel_task(task_of(*entry), Status::cancelled);
 }
 
 void SessionImpl::on_end() {
     // protocol.md §6.6: the peer sends nothing more; it had no call of ours left to answer
     // (any still pending never will be). We finish what it sent, then send our own `end`.
-    peer_ended_ = true;
-    mark_not_open();
     config_.logger.debug("{}: {} sent end", config_.side, peer_->fingerprint.short_hex());
-    fail_waiters(framework_errc::connection_closed);
-    fail_pending(framework_errc::connection_closed);
-    begin_drain(config_.options.drain_timeout);
-    maybe_finish_drain();
+    drain_for_ = config_.options.drain_timeout;
+    apply(lifecycle_.peer_end());
 }
 
 }  // namespace sdmp::detail

@@ -58,9 +58,8 @@ void SessionImpl::wait_for_space(SpaceWaiter& waiter, std::size_t size) {
 }
 
 asio::awaitable<std::error_code> SessionImpl::reserve(Waiter& waiter, std::size_t size) {
-    if (state_ == State::closing || state_ == State::closed) {
+    if (!lifecycle_.sending())
         co_return std::error_code(framework_errc::connection_closed);
-    }
     if (try_reserve(size))
         co_return std::error_code{};
     wait_for_space(waiter, size);
@@ -103,7 +102,7 @@ void SessionImpl::enqueue_encoded(Bytes encoded, bool no_compress) {
 }
 
 void SessionImpl::send_control(protocol::Message message) {
-    if (writer_done_ || aborted_ || end_sent_)
+    if (writer_done_ || lifecycle_.aborted() || end_sent_)
         return;  // protocol.md §6.6: nothing follows our `end`
     const std::size_t size = protocol::encoded_size(message);
     if (!send_queue_.try_reserve_control(size)) {
@@ -178,7 +177,7 @@ asio::awaitable<void> SessionImpl::write_loop() {
     std::unique_ptr<std::uint8_t[]> wire;
     std::size_t wire_size = 0;
     for (;;) {
-        if (aborted_)
+        if (lifecycle_.aborted())
             break;
         if (send_queue_.empty()) {
             if (writer_finish_) {
@@ -203,7 +202,7 @@ asio::awaitable<void> SessionImpl::write_loop() {
             // reaches flush_after_messages goes out before the turn ends (flush()): the
             // peer starts on it while we produce the rest, so the two ends work at once
             // instead of taking turns.
-            if (producers_with_more_ != 0 || pending_.size() > 1 || task_count_ > 1) {
+            if (producers_with_more_ != 0 || calls_.size() > 1 || requests_.size() > 1) {
                 asio::post(strand_, [self = shared_from_this(), g = ++gathering_generation_] {
                     self->end_gathering(g);
                 });
@@ -293,7 +292,7 @@ asio::awaitable<void> SessionImpl::write_loop() {
         config_.metrics->bytes_sent(written, records);
         config_.metrics->messages_sent(messages);
     }
-    if (!aborted_) {
+    if (!lifecycle_.aborted()) {
         boost::system::error_code ignored;
         socket_.shutdown(tcp::socket::shutdown_send, ignored);
     }

@@ -31,9 +31,12 @@
 #include <boost/asio/any_completion_handler.hpp>
 
 #include "detail/asio.hpp"
+#include "detail/call_table.hpp"
 #include "detail/compression_chooser.hpp"
 #include "detail/keepalive_clock.hpp"
+#include "detail/request_table.hpp"
 #include "detail/send_queue.hpp"
+#include "detail/session_lifecycle.hpp"
 #include "sdmp/framework/context.hpp"
 #include "sdmp/framework/metrics.hpp"
 #include "sdmp/framework/options.hpp"
@@ -100,8 +103,6 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
     struct CallOpImpl;
     struct CallInitiation;
 
-    enum class State { open, draining, closing, closed };
-
     // A coroutine waiting for space (notifications, answers of handlers): woken through a
     // channel and decided by the fields above.
     struct Waiter final : SpaceWaiter {
@@ -111,11 +112,9 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
     };
     struct Worker;
     // One incoming request or notification: queued until a worker runs it, then handled.
-    struct Task {
+    // In requests_ from its arrival until it has finished.
+    struct Task : RequestTable::Entry {
         explicit Task(Context ctx) : context(std::move(ctx)) {}
-        Task* prev = nullptr;  // tasks_ list (every task not finished, queued or running)
-        Task* next = nullptr;
-        std::uint64_t request_id = 0;  // 0: notification
         const Handler* handler = nullptr;
         const NotificationHandler* notification_handler = nullptr;
         Bytes body;                  // until the handler takes it
@@ -174,7 +173,7 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
     void on_end();
     void on_request(protocol::Request&& request, std::size_t size);
     void on_response(protocol::Response&& response, std::size_t size);
-    void on_notification(protocol::Notification&& notification);
+    void on_notification(protocol::Notification&& notification, std::size_t size);
     void on_cancel(std::uint64_t id);
     void on_goaway(const protocol::GoAway& goaway);
     void answer_now(std::uint64_t id, Status status, std::string_view message,
@@ -194,15 +193,17 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
     void task_finished(const std::shared_ptr<Task>& task, std::exception_ptr error);
     void cancel_task(Task& task, Status reason);
 
+    // The lifecycle's decisions carried out (session.cpp), then drained() when it applies.
+    void apply(const SessionLifecycle::Actions& actions);
+    void check_drained();
     void begin_drain(std::chrono::milliseconds drain);
-    void maybe_finish_drain();
-    void begin_closing();
-    void do_abort(std::error_code reason);
+    void do_abort(std::error_code reason) { apply(lifecycle_.abort(reason)); }
     void fail_pending(std::error_code reason);
     void fail_waiters(std::error_code reason);
     void cancel_all_tasks(Status reason);
     void start_linger();
     void mark_not_open() noexcept { open_.store(false, std::memory_order_release); }
+    Task& task_of(RequestTable::Entry& entry) noexcept { return static_cast<Task&>(entry); }
     void touch_activity() noexcept;
 
     const std::uint64_t id_;  // Session::id()
@@ -214,13 +215,12 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
     protocol::RecordOpener opener_;
     protocol::MessageLimits decode_limits_;
 
-    State state_ = State::open;
-    std::atomic<bool> open_{true};
-    std::error_code close_reason_;
-    bool aborted_ = false;
+    SessionLifecycle lifecycle_;
+    std::atomic<bool> open_{true};  // Session::is_open(): open, and neither side said goodbye
+    std::chrono::milliseconds drain_for_{};  // the drain timer's budget, set before close()
 
     // Bounded: send_queue_bytes for data, max_control_bytes for control.
-    SendQueue send_queue_{SendQueue::Limits{}};  // limits set once the options are clamped
+    SendQueue send_queue_;
     CompressionChooser compression_{config_.options};
     // Where the writer and idle workers wait. resume_parked() continues a parked coroutine at
     // once on the caller's stack (a flush point or the reader, on the strand): what a step
@@ -250,29 +250,23 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
     std::vector<std::shared_ptr<CallOp>> inbox_;  // guarded by inbox_mutex_
     bool inbox_scheduled_ = false;                // guarded by inbox_mutex_
     std::vector<std::shared_ptr<CallOp>> inbox_draining_;
-    std::uint64_t next_call_id_ = 0;
-    // Nodes of pending_ and requests_ (one insert and one erase per call or request) come from
+    // Nodes of calls_ and requests_ (one insert and one erase per call or request) come from
     // a per-session pool instead of malloc.
     std::pmr::unsynchronized_pool_resource table_pool_;
-    std::pmr::unordered_map<std::uint64_t, std::shared_ptr<CallOp>> pending_{&table_pool_};
-    std::optional<std::uint64_t> peer_goaway_last_;  // the peer sent goaway
-    bool peer_ended_ = false;  // the peer sent `end` (protocol.md §6.2): it sends nothing more
-    bool end_sent_ = false;    // our `end` is queued: the writer's last record
+    CallTable<std::shared_ptr<CallOp>> calls_{&table_pool_};
+    bool end_sent_ = false;  // our `end` is queued: the writer's last record
     // Pings of the record being dispatched are answered by one pong (protocol.md §6.2).
     std::optional<std::uint64_t> pong_due_;
 
-    // Peer requests and notifications: every unfinished task is in the list; queued ones also
-    // in ready_, until a worker takes them.
-    Task* tasks_head_ = nullptr;
-    std::size_t task_count_ = 0;
+    // Peer requests and notifications: every unfinished task is in requests_; queued ones
+    // also in ready_, until a worker takes them.
+    RequestTable requests_;
     std::deque<std::shared_ptr<Task>> ready_;
-    std::pmr::unordered_map<std::uint64_t, Task*> requests_{&table_pool_};  // by request id
-    std::vector<Parked> parked_workers_;                                    // idle workers
-    bool workers_closed_ = false;  // run() is ending: no worker parks any more
+    std::vector<Parked> parked_workers_;  // idle workers
+    bool workers_closed_ = false;         // run() is ending: no worker parks any more
     std::size_t starting_workers_ = 0;
     bool worker_wake_pending_ = false;  // a standby worker's resumption is posted
     WakeChannel tasks_idle_;
-    std::uint64_t highest_peer_request_ = 0;
 
     // Lifecycle timers.
     Timer drain_timer_;
