@@ -86,6 +86,7 @@ SessionImpl::SessionImpl(tcp::socket socket, protocol::Established established,
       writer_done_wake_(strand_, 1),
       requests_({config_.options.max_in_flight, config_.options.max_message_size}, &table_pool_),
       tasks_idle_(strand_, 1),
+      pulled_wake_(strand_, 1),
       drain_timer_(strand_),
       linger_timer_(strand_),
       keepalive_timer_(strand_),
@@ -199,6 +200,7 @@ asio::awaitable<void> SessionImpl::run() {
         const std::lock_guard lock(close_reason_mutex_);
         published_close_reason_ = lifecycle_.reason();
     }
+    end_notifications();
     closed_event_.close();
     config_.metrics->session_closed();
     config_.logger.info("{}: session with {} closed", config_.side, peer_->fingerprint.short_hex());
@@ -299,6 +301,7 @@ SessionStats SessionImpl::stats() const {
     s.send_waits = stats_.send_waits.load(std::memory_order_relaxed);
     s.pending_calls = stats_.pending_calls.load(std::memory_order_relaxed);
     s.in_flight = stats_.in_flight.load(std::memory_order_relaxed);
+    s.notifications_dropped = stats_.notifications_dropped.load(std::memory_order_relaxed);
     s.open = is_open();
     return s;
 }
@@ -410,6 +413,16 @@ boost::asio::awaitable<std::error_code> Session::wait_closed() const {
     if (!impl_)
         throw std::logic_error("sdmp::Session: empty handle");
     return detail::SessionImpl::wait_closed(impl_);
+}
+
+boost::asio::awaitable<std::optional<IncomingNotification>> Session::next_notification() const {
+    const auto& impl = checked_impl();
+    if (impl->options().notification_buffer_bytes == 0) {
+        throw std::logic_error(
+            "sdmp::Session::next_notification: the session has no notification buffer (set "
+            "SessionOptions::notification_buffer_bytes)");
+    }
+    return detail::SessionImpl::next_notification(impl);
 }
 
 SessionStats Session::stats() const {

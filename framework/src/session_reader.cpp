@@ -172,19 +172,34 @@ void SessionImpl::on_request(protocol::Request&& request, std::size_t size) {
 
 void SessionImpl::on_notification(protocol::Notification&& notification, std::size_t size) {
     if (size > config_.options.max_message_size) {
-        config_.metrics->notification_dropped();
+        drop_notification(notification.method, "over max_message_size");
         return;
     }
     keepalive_.on_activity(received_at_);
     config_.metrics->notification_received();
     const NotificationHandler* handler =
         config_.router ? config_.router->find_notification(notification.method) : nullptr;
+    const bool ended = lifecycle_.state() == SessionLifecycle::State::closed;
+    if (handler == nullptr && !ended) {
+        // No handler: for next_notification(), when its buffer has room.
+        if (pulled_bytes_ + size > config_.options.notification_buffer_bytes) {
+            drop_notification(notification.method, config_.options.notification_buffer_bytes == 0
+                                                       ? "no handler"
+                                                       : "no handler and the buffer is full");
+            return;
+        }
+        pulled_bytes_ += size;
+        pulled_.emplace_back(
+            IncomingNotification{std::move(notification.method), std::move(notification.metadata),
+                                 std::move(notification.body)},
+            size);
+        pulled_wake_.try_send(boost::system::error_code{});
+        return;
+    }
     // protocol.md §6.6: goaway stops requests, not notifications; what the peer sent before
     // its `end` is handled, draining or not.
-    if (!requests_.admit_notification(size, handler != nullptr,
-                                      lifecycle_.state() == SessionLifecycle::State::closed)) {
-        config_.metrics->notification_dropped();
-        config_.logger.debug("{}: notification '{}' dropped", config_.side, notification.method);
+    if (!requests_.admit_notification(size, handler != nullptr, ended)) {
+        drop_notification(notification.method, "over max_in_flight");
         return;
     }
     auto task = make_task(0, std::move(notification.method), std::move(notification.metadata),
@@ -192,6 +207,60 @@ void SessionImpl::on_notification(protocol::Notification&& notification, std::si
     task->notification_handler = handler;
     task->body = std::move(notification.body);
     schedule(std::move(task));
+}
+
+void SessionImpl::drop_notification(std::string_view method, std::string_view why) {
+    config_.metrics->notification_dropped();
+    stats_.notifications_dropped.fetch_add(1, std::memory_order_relaxed);
+    if (!drop_logged_) {
+        // Once per session: a peer that floods must not flood the log too.
+        drop_logged_ = true;
+        config_.logger.warn(
+            "{}: notification '{}' from {} dropped ({}); later drops of this session are only "
+            "counted (SessionStats::notifications_dropped)",
+            config_.side, method, peer_->fingerprint.short_hex(), why);
+    }
+}
+
+asio::awaitable<std::optional<IncomingNotification>> SessionImpl::next_notification(
+    std::shared_ptr<SessionImpl> self) {
+    // One co_await per statement: GCC 12 miscompiles `co_return co_await` under a condition
+    // on another co_await.
+    const Executor executor = co_await asio::this_coro::executor;
+    std::optional<IncomingNotification> next;
+    if (executor == self->strand_) {
+        next = co_await self->next_notification_on_strand();
+    } else {
+        next = co_await asio::co_spawn(self->strand_, self->next_notification_on_strand(),
+                                       asio::use_awaitable);
+    }
+    co_return next;
+}
+
+asio::awaitable<std::optional<IncomingNotification>> SessionImpl::next_notification_on_strand() {
+    while (pulled_.empty()) {
+        if (pulled_ended_)
+            co_return std::nullopt;
+        // Cancellation of the awaiting coroutine cancels this receive; nothing was taken.
+        auto [ec] = co_await pulled_wake_.async_receive(use_tuple);
+        if (ec == asio::experimental::error::channel_cancelled)
+            ec = asio::error::operation_aborted;  // as any other cancelled Asio operation
+        if (ec && ec != asio::experimental::error::channel_closed)
+            throw boost::system::system_error(ec, "next_notification");
+    }
+    auto [notification, size] = std::move(pulled_.front());
+    pulled_.pop_front();
+    pulled_bytes_ -= size;
+    // Another waiter may take the next one.
+    if (!pulled_.empty())
+        pulled_wake_.try_send(boost::system::error_code{});
+    co_return std::move(notification);
+}
+
+// The session has closed: waiters take what is buffered, then see the end.
+void SessionImpl::end_notifications() {
+    pulled_ended_ = true;
+    pulled_wake_.close();
 }
 
 void SessionImpl::on_cancel(std::uint64_t id) {

@@ -87,6 +87,8 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
     void close(std::chrono::milliseconds drain);
     void abort(std::error_code reason);
     static asio::awaitable<std::error_code> wait_closed(std::shared_ptr<SessionImpl> self);
+    static asio::awaitable<std::optional<IncomingNotification>> next_notification(
+        std::shared_ptr<SessionImpl> self);
     SessionStats stats() const;
     bool is_open() const noexcept { return open_.load(std::memory_order_acquire); }
     std::uint64_t id() const noexcept { return id_; }
@@ -175,6 +177,10 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
     void on_response(protocol::Response&& response, std::size_t size);
     void on_notification(protocol::Notification&& notification, std::size_t size);
     void on_cancel(std::uint64_t id);
+    // A notification nobody takes: counted, and logged the first time.
+    void drop_notification(std::string_view method, std::string_view why);
+    asio::awaitable<std::optional<IncomingNotification>> next_notification_on_strand();
+    void end_notifications();
     void on_goaway(const protocol::GoAway& goaway);
     void answer_now(std::uint64_t id, Status status, std::string_view message,
                     std::string_view metric_method);
@@ -268,6 +274,13 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
     bool worker_wake_pending_ = false;  // a standby worker's resumption is posted
     WakeChannel tasks_idle_;
 
+    // Notifications for next_notification() (SessionOptions::notification_buffer_bytes).
+    std::deque<std::pair<IncomingNotification, std::size_t>> pulled_;  // with envelope size
+    std::size_t pulled_bytes_ = 0;
+    bool pulled_ended_ = false;  // the session has closed: nothing more arrives
+    WakeChannel pulled_wake_;    // a notification arrived, or the end (closed)
+    bool drop_logged_ = false;
+
     // Lifecycle timers.
     Timer drain_timer_;
     Timer linger_timer_;
@@ -290,6 +303,7 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
         std::atomic<std::uint64_t> send_waits{0};
         std::atomic<std::size_t> pending_calls{0};
         std::atomic<std::size_t> in_flight{0};
+        std::atomic<std::uint64_t> notifications_dropped{0};
     } stats_;
 
     std::mutex handle_mutex_;

@@ -54,6 +54,12 @@ struct SessionOptions {
     // Incoming requests and notifications being handled at once; more → `overloaded`
     // (requests) or dropped (notifications).
     std::size_t max_in_flight = 1024;
+    // Notifications that no handler of the session's router takes wait here for
+    // Session::next_notification(), up to this many envelope bytes; more are dropped. 0 (the
+    // default): no buffer, such notifications are dropped. Every dropped notification is
+    // counted (SessionStats::notifications_dropped, Metrics) and the first one of a session
+    // is logged.
+    std::size_t notification_buffer_bytes = 0;
     // Bound on encoded messages waiting to be written (requests, responses, notifications):
     // a sender co_awaits space, so a peer that does not read cannot grow our memory. A message
     // larger than the bound is still admitted when the queue is empty. Small control messages

@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 
@@ -51,7 +52,17 @@ struct SessionStats {
     std::uint64_t send_waits = 0;     // times a sender had to wait, in total
     std::size_t pending_calls = 0;    // our calls awaiting a response
     std::size_t in_flight = 0;        // peer requests/notifications being handled
+    // Notifications from the peer that nobody took: no handler and no room in the
+    // notification buffer, over max_in_flight, or over max_message_size.
+    std::uint64_t notifications_dropped = 0;
     bool open = false;
+};
+
+// A notification from the peer, as Session::next_notification() hands it over.
+struct IncomingNotification {
+    std::string method;
+    Metadata metadata;
+    Bytes body;
 };
 
 class Session {
@@ -108,6 +119,14 @@ class Session {
     // call().
     boost::asio::awaitable<void> notify(std::string method, Bytes body, CallOptions options) const;
     boost::asio::awaitable<void> notify(std::string method, Bytes body) const;
+
+    // The next notification from the peer that no handler of the session's router took, in
+    // the order they arrived; std::nullopt once the session has closed and every buffered one
+    // was taken. Needs SessionOptions::notification_buffer_bytes (else std::logic_error, at
+    // once). Any number of coroutines may wait, each notification goes to one of them. May be
+    // awaited from any executor; cancelling the awaiting coroutine throws
+    // system_error(operation_aborted) and loses no notification.
+    boost::asio::awaitable<std::optional<IncomingNotification>> next_notification() const;
 
     // Graceful close, returns at once (thread-safe): sends goaway, lets calls in both directions
     // finish for up to `drain` (SessionOptions::drain_timeout by default; then what remains is
