@@ -10,6 +10,7 @@
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/deferred.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 // GCC 12 warns (-Wmaybe-uninitialized) inside Asio's use_future machinery when it inlines it
@@ -240,6 +241,34 @@ TEST_CASE("cancelling a call through its cancellation slot cancels the handler",
     REQUIRE(result.has_value());
     CHECK(result->status == sdmp::Status::cancelled);
     CHECK(blocker.reason == static_cast<int>(sdmp::Status::cancelled));
+    drain(io);
+}
+
+TEST_CASE("a call raced with an awaitable operator is cancelled when the other side wins",
+          "[framework][loopback][calls]") {
+    // The pattern framework/README.md shows for cancelling a call from a coroutine.
+    asio::io_context io;
+    Blocker blocker(io);
+    sdmp::Router router;
+    blocker.install(router);
+    TestServer server(std::move(router));
+    run(io, [&]() -> awaitable<void> {
+        const auto executor = co_await asio::this_coro::executor;
+        const sdmp::Session session = co_await connect_client(server);
+        Signal stop_requested(executor, 1);
+        asio::co_spawn(
+            executor,
+            [&]() -> awaitable<void> {
+                co_await wait(blocker.started);
+                notify(stop_requested);
+            },
+            asio::detached);
+        const auto raced = co_await (session.call("block", {}) ||
+                                     stop_requested.async_receive(asio::use_awaitable));
+        CHECK(raced.index() == 1);
+        co_await wait(blocker.ended);
+        CHECK(blocker.reason == static_cast<int>(sdmp::Status::cancelled));
+    }());
     drain(io);
 }
 
