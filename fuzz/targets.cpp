@@ -1,8 +1,11 @@
 // Fuzz-target bodies and their seed generators (see targets.hpp for each target's input layout
 // and invariants). Written from docs/protocol.md against the public headers of protocol/ and
 // crypto/, so a disagreement between the spec and the implementation shows up as a crash; the
-// session_core target also uses the framework's Asio-free internals (framework/src/detail).
+// session_core target also uses the framework's Asio-free internals (framework/src/detail), as
+// does session_lifecycle, whose body is in session_lifecycle_target.cpp.
 #include "targets.hpp"
+
+#include "fuzz_support.hpp"
 
 #include <algorithm>
 #include <array>
@@ -49,16 +52,7 @@ using protocol::HandshakeState;
 using protocol::Role;
 
 // ------------------------------------------------------------------------------ invariants
-
-[[noreturn]] void violated(const char* what) {
-    std::fprintf(stderr, "sdmp fuzz: invariant violated: %s\n", what);
-    std::abort();
-}
-
-void require(bool ok, const char* what) {
-    if (!ok)
-        violated(what);
-}
+// (violated() and require() are in fuzz_support.hpp.)
 
 crypto::CryptoProvider& provider() {
     return crypto::default_provider();
@@ -1103,23 +1097,6 @@ constexpr std::uint8_t k_timer_busy = 0x02;
 
 constexpr std::size_t k_max_waiters = 256;  // waiters made by one input (bounds its memory)
 
-// The input in order; zeros once it is exhausted, so that every input is a whole program.
-class Cursor {
-  public:
-    explicit Cursor(ByteView in) : in_(in) {}
-    bool done() const noexcept { return pos_ >= in_.size(); }
-    std::uint8_t byte() noexcept { return done() ? 0 : in_[pos_++]; }
-    ByteView rest() noexcept {
-        const ByteView r = in_.subspan(std::min(pos_, in_.size()));
-        pos_ = in_.size();
-        return r;
-    }
-
-  private:
-    ByteView in_;
-    std::size_t pos_ = 0;
-};
-
 // Mostly small bodies, some of a few KiB, and a few past the 64 KiB from which the queue
 // gathers a body instead of copying it (send_queue.cpp, k_gather_min).
 std::size_t body_size(std::uint8_t s) {
@@ -2047,7 +2024,7 @@ int fuzz_message_decode(const std::uint8_t* data, std::size_t size) {
 }
 
 SessionCoreCounts session_core_counts(ByteView input) {
-    core::Cursor cursor(input);
+    Cursor cursor(input);
     SessionCoreCounts counts;
     {
         core::SessionCore session(core::read_config(cursor));
@@ -2067,7 +2044,7 @@ int fuzz_session_core(const std::uint8_t* data, std::size_t size) {
 }
 
 std::span<const Target> all_targets() noexcept {
-    static constexpr std::array<Target, 7> k_targets = {{
+    static constexpr std::array<Target, 8> k_targets = {{
         {"connection_message", fuzz_connection_message},
         {"handshake_responder", fuzz_handshake_responder},
         {"handshake_initiator", fuzz_handshake_initiator},
@@ -2075,6 +2052,7 @@ std::span<const Target> all_targets() noexcept {
         {"record_plaintext", fuzz_record_plaintext},
         {"message_decode", fuzz_message_decode},
         {"session_core", fuzz_session_core},
+        {"session_lifecycle", fuzz_session_lifecycle},
     }};
     return k_targets;
 }
@@ -2094,6 +2072,8 @@ std::vector<Seed> make_seeds(std::string_view target) {
         return message_decode_seeds();
     if (target == "session_core")
         return core::seeds();
+    if (target == "session_lifecycle")
+        return session_lifecycle_seeds();
     return {};
 }
 

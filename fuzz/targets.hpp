@@ -2,10 +2,11 @@
 // (fuzz/fuzz_<target>.cpp) and the regression test (tests/protocol/test_fuzz_regressions.cpp),
 // so a committed crashing input replays through exactly the code the fuzzer ran.
 //
-// Every target feeds untrusted bytes to one parser of protocol/ (session_core: to the session's
-// Asio-free parts in framework/src/detail) and checks invariants that must hold for any input;
-// a violated invariant prints what failed and calls std::abort(), which libFuzzer reports as a
-// crash. The targets return 0 otherwise (libFuzzer's convention).
+// Every target feeds untrusted bytes to one parser of protocol/ (session_core and
+// session_lifecycle: to the session's Asio-free parts in framework/src/detail) and checks
+// invariants that must hold for any input; a violated invariant prints what failed and calls
+// std::abort(), which libFuzzer reports as a crash. The targets return 0 otherwise (libFuzzer's
+// convention).
 //
 // Fixtures are fixed so that every run is reproducible: the identities and clocks of the
 // protocol.md §8 vectors (initiator "alice": sign seed 32 x 0x01, DH 32 x 0x11, clock
@@ -20,6 +21,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 #include "sdmp/crypto/bytes.hpp"
@@ -97,6 +99,35 @@ int fuzz_message_decode(const std::uint8_t* data, std::size_t size);
 // re-encodes what it accepts and agrees with decode_messages.
 int fuzz_session_core(const std::uint8_t* data, std::size_t size);
 
+// The session's lifecycle and its two tables (framework/src/detail): SessionLifecycle,
+// RequestTable and CallTable driven together as SessionImpl drives them (apply, check_drained,
+// the reader's admission, start_call, on_response, on_goaway, fail_pending), checked against a
+// model. Body in session_lifecycle_target.cpp.
+// Input: 2 config bytes (byte 0: max_in_flight 0-15, max_message_size; byte 1: call ids already
+// used, from 0 or up to 2^64 - 1), then events until the input ends, one opcode byte (modulo 16)
+// and its arguments each (session_lifecycle_target.cpp Op): the peer's requests (fresh,
+// duplicate or extreme ids, sizes up to twice the limit, with or without a handler),
+// notifications, cancels, responses, goaways and end; handlers finishing; our calls starting and
+// ending; close, the drain timer, abort, the reader stopping (eof, cut, error); senders waiting
+// for space; probes of events that must do nothing; finished(). Peer messages stop when the
+// reader does, and one after the peer's end stops it with `malformed`. Then the session winds
+// down: close, drain deadline, every handler and call ends, the peer's end and eof, finished().
+// Checks: states only move forward (open, draining, closing, closed; an abort from any state but
+// closed to closing; only finished() closes); each event's actions are the documented ones
+// (close_socket exactly on an abort; fail_waiters and fail_calls on every move to closing, with
+// the abort's reason, which is the first and stays; goaway and the drain timer only when a close
+// begins the drain, linger only when drained() ends it; drained() and drain_deadline() act only
+// while draining; the reader stopping never leaves the session open); admission in the
+// documented order (duplicate id of an unfinished request always duplicate_id, accept only while
+// open and below max_in_flight unfinished entries); find(), for_each() and highest_request()
+// agree with the model; call ids strictly increase and run out only at 2^64 - 1; take() and
+// take_if() return a pending call once and nothing else; after goaways no pending call is above
+// the lowest last id, on_goaway() returns exactly those above it and refused() is exactly
+// id > that id; take_all() returns every pending call; and, with the actions applied, the
+// session is never draining with nothing in flight, never closing with calls or waiters left,
+// an abort leaves no task uncancelled, and the wind-down always reaches closed.
+int fuzz_session_lifecycle(const std::uint8_t* data, std::size_t size);
+
 using TargetFunction = int (*)(const std::uint8_t*, std::size_t);
 
 struct Target {
@@ -134,5 +165,28 @@ struct SessionCoreCounts {
     std::size_t tail_messages = 0;  // messages decode_next_message walked in the tail
 };
 SessionCoreCounts session_core_counts(ByteView input);
+// What the session_lifecycle target's event program did with an input (before the wind-down).
+struct SessionLifecycleCounts {
+    std::size_t accepted = 0;         // the peer's requests admitted
+    std::size_t notifications = 0;    // the peer's notifications admitted
+    std::size_t answered_now = 0;     // requests answered at once (overloaded, shutting_down...)
+    std::size_t shutting_down = 0;    // of which shutting_down
+    std::size_t duplicates = 0;       // requests reusing an unfinished request's id
+    std::size_t cancelled_tasks = 0;  // by the peer's cancel, an abort or the drain deadline
+    std::size_t calls = 0;            // our calls given an id
+    std::size_t ids_exhausted = 0;    // calls refused for want of an id
+    std::size_t answered = 0;         // calls taken out by the peer's response
+    std::size_t calls_done = 0;       // calls that ended here (take_if)
+    std::size_t refused_calls = 0;    // calls taken out by the peer's goaway
+    std::size_t failed_calls = 0;     // calls failed by fail_calls
+    std::size_t goaways_sent = 0;
+    std::size_t drain_deadlines = 0;  // drain timers that fired
+    bool drained = false;             // reached closing through drained()
+    bool aborted = false;
+    bool peer_ended = false;
+    std::string_view state;  // "open", "draining", "closing" or "closed"
+    std::error_code reason;
+};
+SessionLifecycleCounts session_lifecycle_counts(ByteView input);
 
 }  // namespace sdmp::fuzz

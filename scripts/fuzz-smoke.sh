@@ -14,7 +14,7 @@ root=$PWD
 seconds=${1:-${SDMP_FUZZ_SECONDS:-10}}
 build=$root/build/fuzz
 targets=(connection_message handshake_responder handshake_initiator record_open record_plaintext
-         message_decode session_core)
+         message_decode session_core session_lifecycle)
 limits=(-rss_limit_mb=2048 -timeout=10)
 
 cmake --preset fuzz >/dev/null

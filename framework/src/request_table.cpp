@@ -22,8 +22,8 @@ RequestTable::Admission RequestTable::admit_request(std::uint64_t id, std::size_
 }
 
 bool RequestTable::admit_notification(std::size_t size, bool has_handler,
-                                      bool session_ended) const noexcept {
-    return size <= limits_.max_message_size && has_handler && !session_ended &&
+                                      bool accepting) const noexcept {
+    return size <= limits_.max_message_size && has_handler && accepting &&
            count_ < limits_.max_in_flight;
 }
 

@@ -228,6 +228,11 @@ void SessionImpl::start_call(const std::shared_ptr<CallOp>& op) {
         finish_call(*op, {}, Reply::error(Status::shutting_down, "the peer is shutting down"));
         return;
     }
+    if (!lifecycle_.accepts_new_work()) {
+        // Past our drain deadline: nothing would fail this call any more.
+        finish_call(*op, framework_errc::session_shutting_down, std::nullopt);
+        return;
+    }
     std::uint64_t timeout_ms = 0;
     if (op->deadline) {
         const SteadyClock::time_point now = SteadyClock::now();

@@ -29,6 +29,7 @@ SessionLifecycle::Actions SessionLifecycle::drain_deadline() {
     Actions actions;
     if (state_ != State::draining)
         return actions;
+    deadline_passed_ = true;
     actions.cancel_tasks = Status::shutting_down;
     actions.fail_waiters = framework_errc::session_shutting_down;
     actions.fail_calls = framework_errc::session_shutting_down;

@@ -197,9 +197,11 @@ void SessionImpl::on_notification(protocol::Notification&& notification, std::si
         return;
     }
     // protocol.md §6.6: goaway stops requests, not notifications; what the peer sent before
-    // its `end` is handled, draining or not.
-    if (!requests_.admit_notification(size, handler != nullptr, ended)) {
-        drop_notification(notification.method, "over max_in_flight");
+    // its `end` is handled while draining, until the drain deadline.
+    const bool accepting = lifecycle_.accepts_new_work();
+    if (!requests_.admit_notification(size, handler != nullptr, accepting)) {
+        drop_notification(notification.method,
+                          accepting ? "over max_in_flight" : "the session is closing");
         return;
     }
     auto task = make_task(0, std::move(notification.method), std::move(notification.metadata),

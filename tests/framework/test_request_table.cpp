@@ -29,12 +29,12 @@ TEST_CASE("requests are admitted until max_in_flight, counting notifications",
     REQUIRE(table.admit_request(1, 10, true, true) == Admission::accept);
     Task one(1);
     table.add(one);
-    REQUIRE(table.admit_notification(10, true, false));
+    REQUIRE(table.admit_notification(10, true, true));
     Task note(0);
     table.add(note);
     CHECK(table.size() == 2);
     CHECK(table.admit_request(2, 10, true, true) == Admission::overloaded);
-    CHECK_FALSE(table.admit_notification(10, true, false));
+    CHECK_FALSE(table.admit_notification(10, true, true));
     table.remove(note);
     CHECK(table.admit_request(2, 10, true, true) == Admission::accept);
 }
@@ -78,10 +78,10 @@ TEST_CASE("notifications are dropped when too large, unhandled or after the end"
           "[framework][request_table]") {
     std::pmr::unsynchronized_pool_resource pool;
     const RequestTable table = make_table(&pool);
-    CHECK(table.admit_notification(1000, true, false));
-    CHECK_FALSE(table.admit_notification(1001, true, false));
-    CHECK_FALSE(table.admit_notification(10, false, false));
-    CHECK_FALSE(table.admit_notification(10, true, true));
+    CHECK(table.admit_notification(1000, true, true));
+    CHECK_FALSE(table.admit_notification(1001, true, true));
+    CHECK_FALSE(table.admit_notification(10, false, true));
+    CHECK_FALSE(table.admit_notification(10, true, false));
 }
 
 TEST_CASE("find, remove in any order, and every unfinished entry visited",

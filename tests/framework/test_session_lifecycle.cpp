@@ -76,6 +76,29 @@ TEST_CASE("the drain deadline cancels handlers and fails what is left, waiters f
     CHECK(life.drained().finish_writer);
 }
 
+TEST_CASE("new work starts while open or draining, never after the drain deadline",
+          "[framework][lifecycle]") {
+    SessionLifecycle life;
+    CHECK(life.accepts_new_work());
+    CHECK_FALSE(life.drain_deadline().any());  // a stale timer changes nothing
+    CHECK(life.accepts_new_work());
+    life.close();
+    CHECK(life.accepts_new_work());  // the peer's notifications sent before our goaway
+    life.drain_deadline();
+    // Nothing would cancel it any more: the drain would not be bounded.
+    CHECK_FALSE(life.accepts_new_work());
+    CHECK(life.state() == State::draining);
+
+    SessionLifecycle drained;
+    drained.close();
+    drained.drained();
+    CHECK_FALSE(drained.accepts_new_work());
+
+    SessionLifecycle aborted;
+    aborted.abort(sdmp::errc::malformed);
+    CHECK_FALSE(aborted.accepts_new_work());
+}
+
 TEST_CASE("the peer's end fails our calls and drains without a goaway", "[framework][lifecycle]") {
     SessionLifecycle life;
     const auto ended = life.peer_end();

@@ -10,9 +10,13 @@
 #include <iterator>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <system_error>
 #include <utility>
 #include <vector>
 
+#include "sdmp/error.hpp"
+#include "sdmp/framework/error.hpp"
 #include "sdmp/protocol/handshake_error.hpp"
 #include "targets.hpp"
 
@@ -187,4 +191,79 @@ TEST_CASE("session_core seeds reach the states their names promise", "[fuzz]") {
     CHECK(tail.tail_messages == 8);
     const auto cut = sdmp::fuzz::session_core_counts(seed("session_core", "tail_truncated.bin"));
     CHECK(cut.tail_messages < 2);
+}
+
+TEST_CASE("session_lifecycle seeds reach the states their names promise", "[fuzz]") {
+    using sdmp::framework_errc;
+    const auto counts = [](std::string_view name) {
+        return sdmp::fuzz::session_lifecycle_counts(seed("session_lifecycle", name));
+    };
+
+    const auto graceful = counts("graceful_close.bin");
+    CHECK(graceful.state == "closed");
+    CHECK(graceful.drained);
+    CHECK_FALSE(graceful.aborted);
+    CHECK(graceful.peer_ended);
+    CHECK(graceful.goaways_sent == 1);
+    CHECK(graceful.accepted == 1);
+    CHECK(graceful.answered == 1);
+    CHECK_FALSE(graceful.reason);
+
+    const auto abort = counts("abort.bin");
+    CHECK(abort.state == "closed");
+    CHECK(abort.aborted);
+    CHECK_FALSE(abort.drained);
+    CHECK(abort.reason == std::errc::timed_out);
+    CHECK(abort.cancelled_tasks == 3);
+    CHECK(abort.failed_calls == 2);
+
+    const auto goaway = counts("goaway.bin");
+    CHECK(goaway.calls == 3);
+    CHECK(goaway.refused_calls == 2);
+    CHECK(goaway.answered == 1);
+    CHECK(goaway.state == "closing");
+    CHECK(goaway.drained);
+
+    const auto peer_end = counts("peer_end.bin");
+    CHECK(peer_end.state == "closed");
+    CHECK(peer_end.peer_ended);
+    CHECK(peer_end.drained);
+    CHECK_FALSE(peer_end.aborted);
+    CHECK(peer_end.goaways_sent == 0);
+    CHECK(peer_end.failed_calls == 1);
+    CHECK(peer_end.accepted == 1);
+
+    const auto deadline = counts("drain_deadline.bin");
+    CHECK(deadline.state == "closing");
+    CHECK(deadline.drain_deadlines == 1);
+    CHECK(deadline.cancelled_tasks == 2);
+    CHECK(deadline.failed_calls == 1);
+    CHECK(deadline.drained);
+    CHECK_FALSE(deadline.aborted);
+
+    const auto duplicate = counts("duplicate_id.bin");
+    CHECK(duplicate.duplicates == 1);
+    CHECK(duplicate.aborted);
+    CHECK(duplicate.state == "closing");
+    CHECK(duplicate.reason == sdmp::errc::malformed);
+
+    const auto cut = counts("connection_cut.bin");
+    CHECK(cut.aborted);
+    CHECK(cut.reason == framework_errc::connection_lost);
+
+    const auto refusals = counts("refusals.bin");
+    CHECK(refusals.accepted == 1);
+    CHECK(refusals.answered_now == 4);
+    CHECK(refusals.shutting_down == 1);
+    CHECK(refusals.notifications == 0);
+    CHECK(refusals.state == "draining");
+
+    const auto exhausted = counts("ids_exhausted.bin");
+    CHECK(exhausted.calls == 1);
+    CHECK(exhausted.ids_exhausted == 1);
+    CHECK(exhausted.answered == 1);
+
+    const auto late = counts("late_notification.bin");
+    CHECK(late.drain_deadlines == 1);
+    CHECK(late.notifications == 0);  // dropped: past the deadline nothing would cancel it
 }

@@ -52,8 +52,9 @@ class RequestTable {
     Admission admit_request(std::uint64_t id, std::size_t size, bool has_handler,
                             bool accepting) noexcept;
     // A notification arrived: handled (then add()) or dropped. Notifications are not refused
-    // by a goaway (protocol.md §6.6), only by the end of the session.
-    bool admit_notification(std::size_t size, bool has_handler, bool session_ended) const noexcept;
+    // by a goaway (protocol.md §6.6); `accepting` is false once no new work may start
+    // (SessionLifecycle::accepts_new_work).
+    bool admit_notification(std::size_t size, bool has_handler, bool accepting) const noexcept;
 
     void add(Entry& entry);
     void remove(Entry& entry) noexcept;

@@ -54,7 +54,8 @@ class SessionLifecycle {
     // The peer sent `end`: it sends nothing more, and any call of ours it had not answered
     // never will be; what it sent before is still handled.
     Actions peer_end();
-    // The drain timer fired: whatever is left is cancelled.
+    // The drain timer fired: whatever is left is cancelled, and nothing new starts after it
+    // (accepts_new_work()).
     Actions drain_deadline();
     // Draining, and nothing is in flight any more.
     Actions drained();
@@ -71,6 +72,11 @@ class SessionLifecycle {
     State state() const noexcept { return state_; }
     // Requests from the peer are handled (else answered shutting_down).
     bool accepts_requests() const noexcept { return state_ == State::open; }
+    // New work may start: a handler for the peer's notification, a call of ours. Past the
+    // drain deadline nothing would cancel it, so the drain would no longer be bounded.
+    bool accepts_new_work() const noexcept {
+        return state_ == State::open || (state_ == State::draining && !deadline_passed_);
+    }
     // Messages may still be queued: our end has not begun closing.
     bool sending() const noexcept { return state_ == State::open || state_ == State::draining; }
     bool aborted() const noexcept { return aborted_; }
@@ -85,6 +91,7 @@ class SessionLifecycle {
     std::error_code reason_;
     bool aborted_ = false;
     bool peer_ended_ = false;
+    bool deadline_passed_ = false;
 };
 
 }  // namespace sdmp::detail
