@@ -54,23 +54,27 @@ std::atomic<std::uint64_t> g_next_session_id{1};
 
 }  // namespace
 
-// The application's share of a session. Client sessions close when the last one goes away.
-class SessionImpl::HandleBlock {
-  public:
-    HandleBlock(std::shared_ptr<SessionImpl> impl, bool owning)
-        : impl_(std::move(impl)), owning_(owning) {}
-    ~HandleBlock() {
-        if (owning_)
-            impl_->close(impl_->options().drain_timeout);
-    }
-    HandleBlock(const HandleBlock&) = delete;
-    HandleBlock& operator=(const HandleBlock&) = delete;
-    SessionImpl* get() const noexcept { return impl_.get(); }
+SessionHandle::SessionHandle(const std::shared_ptr<SessionImpl>& impl, bool owning)
+    : strong_(owning ? impl : nullptr),
+      weak_(impl),
+      owning_(owning),
+      id_(impl->id()),
+      peer_(impl->peer()) {}
 
-  private:
-    std::shared_ptr<SessionImpl> impl_;
-    bool owning_;
-};
+SessionHandle::~SessionHandle() {
+    if (owning_)
+        strong_->close(strong_->options().drain_timeout);
+}
+
+void SessionHandle::record_end(std::error_code reason) {
+    const std::lock_guard lock(end_mutex_);
+    end_reason_ = reason;
+}
+
+std::error_code SessionHandle::end_reason() const {
+    const std::lock_guard lock(end_mutex_);
+    return end_reason_;
+}
 
 SessionImpl::SessionImpl(tcp::socket socket, protocol::Established established,
                          SessionConfig config)
@@ -118,16 +122,22 @@ SessionImpl::SessionImpl(tcp::socket socket, protocol::Established established,
     received_at_ = SteadyClock::now();
 }
 
-SessionImpl::~SessionImpl() = default;
+SessionImpl::~SessionImpl() {
+    // A server session's handles outlive it (session.hpp, "Lifetime"): they keep its reason.
+    if (const std::shared_ptr<SessionHandle> block = handle_block_.lock()) {
+        const std::lock_guard lock(close_reason_mutex_);
+        block->record_end(published_close_reason_);
+    }
+}
 
 Session SessionImpl::handle() {
     const std::lock_guard lock(handle_mutex_);
-    std::shared_ptr<HandleBlock> block = handle_block_.lock();
+    std::shared_ptr<SessionHandle> block = handle_block_.lock();
     if (!block) {
-        block = std::make_shared<HandleBlock>(shared_from_this(), config_.close_on_last_handle);
+        block = std::make_shared<SessionHandle>(shared_from_this(), config_.close_on_last_handle);
         handle_block_ = block;
     }
-    return Session(std::shared_ptr<SessionImpl>(block, block->get()));
+    return Session(std::move(block));
 }
 
 void SessionImpl::touch_activity() noexcept {
@@ -345,37 +355,58 @@ asio::awaitable<void> SessionImpl::keepalive_loop() {
 // -------------------------------------------------------------------------------------------------
 // Public handles
 
+std::shared_ptr<detail::SessionImpl> Session::lock() const noexcept {
+    return handle_ ? handle_->lock() : nullptr;
+}
+
+std::shared_ptr<detail::SessionImpl> Session::checked_impl() const {
+    if (!handle_)
+        throw std::logic_error("sdmp::Session: empty handle");
+    return handle_->lock();
+}
+
+namespace {
+
+// What a handle of a released server session throws (session.hpp, "Lifetime").
+[[noreturn]] void throw_released(const char* what) {
+    throw boost::system::system_error(framework_errc::connection_closed, what);
+}
+
+}  // namespace
+
 std::uint64_t Session::id() const noexcept {
-    return impl_ ? impl_->id() : 0;
+    return handle_ ? handle_->id() : 0;
 }
 
 bool Session::is_open() const noexcept {
-    return impl_ != nullptr && impl_->is_open();
+    const auto impl = lock();
+    return impl != nullptr && impl->is_open();
 }
 
 const PeerInfo& Session::peer() const {
-    if (!impl_)
+    if (!handle_)
         throw std::logic_error("sdmp::Session: empty handle");
-    return *impl_->peer();
+    return handle_->peer();
 }
 
 boost::asio::awaitable<Reply> Session::call(std::string method, Bytes body,
                                             CallOptions options) const {
-    if (!impl_)
-        throw std::logic_error("sdmp::Session: empty handle");
-    return detail::SessionImpl::call(impl_, std::move(method), std::move(body), std::move(options));
+    auto impl = checked_impl();
+    if (!impl)
+        throw_released("call");
+    return detail::SessionImpl::call(std::move(impl), std::move(method), std::move(body),
+                                     std::move(options));
 }
 
 void Session::initiate_call(std::shared_ptr<detail::SessionImpl> impl, std::string method,
                             Bytes body, CallOptions options, CallHandler handler) {
+    if (!impl) {
+        // Released with the server's io_context: no executor is left to complete on, and the
+        // handler's own may run it inline, inside this initiation.
+        throw_released("async_call");
+    }
     detail::SessionImpl::async_call(std::move(impl), std::move(method), std::move(body),
                                     std::move(options), std::move(handler));
-}
-
-const std::shared_ptr<detail::SessionImpl>& Session::checked_impl() const {
-    if (!impl_)
-        throw std::logic_error("sdmp::Session: empty handle");
-    return impl_;
 }
 
 boost::asio::awaitable<Reply> Session::call(std::string method, Bytes body) const {
@@ -384,9 +415,10 @@ boost::asio::awaitable<Reply> Session::call(std::string method, Bytes body) cons
 
 boost::asio::awaitable<void> Session::notify(std::string method, Bytes body,
                                              CallOptions options) const {
-    if (!impl_)
-        throw std::logic_error("sdmp::Session: empty handle");
-    return detail::SessionImpl::notify(impl_, std::move(method), std::move(body),
+    auto impl = checked_impl();
+    if (!impl)
+        throw_released("notify");
+    return detail::SessionImpl::notify(std::move(impl), std::move(method), std::move(body),
                                        std::move(options));
 }
 
@@ -395,38 +427,54 @@ boost::asio::awaitable<void> Session::notify(std::string method, Bytes body) con
 }
 
 void Session::close() const {
-    if (impl_)
-        impl_->close(impl_->options().drain_timeout);
+    if (const auto impl = lock())
+        impl->close(impl->options().drain_timeout);
 }
 
 void Session::close(std::chrono::milliseconds drain) const {
-    if (impl_)
-        impl_->close(drain);
+    if (const auto impl = lock())
+        impl->close(drain);
 }
 
 void Session::abort() const {
-    if (impl_)
-        impl_->abort(framework_errc::connection_closed);
+    if (const auto impl = lock())
+        impl->abort(framework_errc::connection_closed);
 }
 
+namespace {
+
+boost::asio::awaitable<std::error_code> released_reason(std::error_code reason) {
+    co_return reason;
+}
+
+boost::asio::awaitable<std::optional<IncomingNotification>> no_notification() {
+    co_return std::nullopt;
+}
+
+}  // namespace
+
 boost::asio::awaitable<std::error_code> Session::wait_closed() const {
-    if (!impl_)
-        throw std::logic_error("sdmp::Session: empty handle");
-    return detail::SessionImpl::wait_closed(impl_);
+    auto impl = checked_impl();
+    if (!impl)
+        return released_reason(handle_->end_reason());
+    return detail::SessionImpl::wait_closed(std::move(impl));
 }
 
 boost::asio::awaitable<std::optional<IncomingNotification>> Session::next_notification() const {
-    const auto& impl = checked_impl();
+    auto impl = checked_impl();
+    if (!impl)
+        return no_notification();  // released, so closed, and nothing left buffered
     if (impl->options().notification_buffer_bytes == 0) {
         throw std::logic_error(
             "sdmp::Session::next_notification: the session has no notification buffer (set "
             "SessionOptions::notification_buffer_bytes)");
     }
-    return detail::SessionImpl::next_notification(impl);
+    return detail::SessionImpl::next_notification(std::move(impl));
 }
 
 SessionStats Session::stats() const {
-    return impl_ ? impl_->stats() : SessionStats{};
+    const auto impl = lock();
+    return impl ? impl->stats() : SessionStats{};
 }
 
 Session Context::session() const {

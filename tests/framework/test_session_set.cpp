@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <unordered_set>
@@ -197,6 +198,65 @@ TEST_CASE("a SessionSet keeps a client session open until it is removed",
         CHECK(sdmp::is(reason, sdmp::framework_errc::connection_closed));
     }());
     drain(io);
+}
+
+TEST_CASE("a server session handle kept past its Server reads as closed and is released",
+          "[framework][loopback][session_set]") {
+    // Declared before the server: the handle outlives the server's io_context, as handles
+    // kept in handler state do.
+    std::mutex mutex;
+    std::vector<sdmp::Session> kept;
+    std::optional<TestServer> server;
+    asio::io_context io;
+    Signal accepted(io.get_executor(), 1);
+    auto options = server_options();
+    options.on_session = [&](const sdmp::Session& session) {
+        const std::lock_guard lock(mutex);
+        kept.push_back(session);
+        notify(accepted);
+    };
+    server.emplace(id_router(), options);
+    std::uint64_t server_side_id = 0;
+    run(io, [&]() -> awaitable<void> {
+        const sdmp::Session client = co_await connect_client(*server);
+        co_await wait(accepted);
+        const sdmp::Reply reply = co_await client.call("id", {});
+        REQUIRE(reply.is_ok());
+        server_side_id = std::stoull(std::string(reply.text()));
+        client.close();
+        CHECK_FALSE(co_await client.wait_closed());
+    }());
+    server.reset();  // the Server and its io_context are gone; the handle is not
+
+    REQUIRE(kept.size() == 1);
+    const sdmp::Session& session = kept.front();
+    CHECK(session.id() == server_side_id);
+    CHECK(session.peer().fingerprint == keys().client.fingerprint());
+    CHECK_FALSE(session.is_open());
+    CHECK_FALSE(session.stats().open);
+    session.close();  // nothing to do, and nothing touched
+    session.abort();
+    asio::io_context later;
+    run(later, [&]() -> awaitable<void> {
+        CHECK_FALSE(co_await session.wait_closed());  // the client's graceful close
+        CHECK_FALSE(co_await session.next_notification());
+        bool call_refused = false;
+        try {
+            co_await session.call("id", {});
+        } catch (const boost::system::system_error& e) {
+            call_refused = sdmp::is(e, sdmp::framework_errc::connection_closed);
+        }
+        CHECK(call_refused);
+        bool notify_refused = false;
+        try {
+            co_await session.notify("id", {});
+        } catch (const boost::system::system_error& e) {
+            notify_refused = sdmp::is(e, sdmp::framework_errc::connection_closed);
+        }
+        CHECK(notify_refused);
+    }());
+    CHECK_THROWS_AS(session.async_call("id", {}, sdmp::CallOptions{}, [](auto, auto) {}),
+                    boost::system::system_error);
 }
 
 TEST_CASE("sdmp::is compares a failure with an sdmp or framework code",

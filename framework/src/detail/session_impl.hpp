@@ -133,7 +133,6 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
     struct Worker {
         asio::cancellation_signal signal;
     };
-    class HandleBlock;
 
     // Strand-only implementation.
     asio::awaitable<void> notify_on_strand(std::string method, Bytes body, CallOptions options);
@@ -307,7 +306,35 @@ class SessionImpl : public std::enable_shared_from_this<SessionImpl> {
     } stats_;
 
     std::mutex handle_mutex_;
-    std::weak_ptr<HandleBlock> handle_block_;
+    std::weak_ptr<SessionHandle> handle_block_;
+};
+
+// The application's share of a session, behind every Session handle of it (session.hpp,
+// "Lifetime"). An owning block (client sessions) holds the session and closes it when the last
+// handle goes; a server's block only refers to it, so that the session and its Asio objects
+// are released with the server's io_context, and keeps what a handle still answers after that.
+class SessionHandle {
+  public:
+    SessionHandle(const std::shared_ptr<SessionImpl>& impl, bool owning);
+    ~SessionHandle();
+    SessionHandle(const SessionHandle&) = delete;
+    SessionHandle& operator=(const SessionHandle&) = delete;
+
+    std::shared_ptr<SessionImpl> lock() const noexcept { return owning_ ? strong_ : weak_.lock(); }
+    std::uint64_t id() const noexcept { return id_; }
+    const PeerInfo& peer() const noexcept { return *peer_; }
+    // Set by the session as it is destroyed: what wait_closed() returns after that.
+    void record_end(std::error_code reason);
+    std::error_code end_reason() const;
+
+  private:
+    std::shared_ptr<SessionImpl> strong_;  // owning only
+    std::weak_ptr<SessionImpl> weak_;
+    bool owning_;
+    std::uint64_t id_;
+    std::shared_ptr<const PeerInfo> peer_;
+    mutable std::mutex end_mutex_;
+    std::error_code end_reason_ = framework_errc::connection_closed;
 };
 
 }  // namespace sdmp::detail

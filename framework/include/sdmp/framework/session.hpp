@@ -5,10 +5,14 @@
 // Lifetime: every handle of one session shares one handle block. For a client session (from
 // connect(); a ReconnectingClient holds a handle of its current one) the handles own it:
 // dropping the last one closes the session gracefully, so a kept handle keeps it open until
-// close(), abort() or the peer ends it. Server sessions (the ones a Server accepts:
-// ServerOptions::on_session, Context::session() in the server's handlers) belong to the
-// server: a kept handle keeps the session object valid, but not the connection open (it ends
-// when the peer or the server's shutdown ends it), and dropping the last handle closes nothing.
+// close(), abort() or the peer ends it; such a handle must not outlive its io_context. Server
+// sessions (the ones a Server accepts: ServerOptions::on_session, Context::session() in the
+// server's handlers) belong to the server: a kept handle keeps neither the connection open nor
+// the session's Asio objects alive, and dropping the last one closes nothing. Once the
+// connection has ended and its handlers have finished, the session is released and its
+// handles read as closed: is_open() false, call() and notify() throw connection_closed,
+// wait_closed() returns the reason at once, peer() and id() still answer. So a server
+// session handle may be kept anywhere, e.g. in handler state that outlives the Server.
 //
 // Identity: id() names the session, whichever handle it is read from; handles compare equal
 // and hash alike when they refer to the same session (std::hash<sdmp::Session>), so a Session
@@ -43,6 +47,10 @@
 
 namespace sdmp {
 
+namespace detail {
+class SessionHandle;
+}  // namespace detail
+
 // A snapshot of a session's queues (for tests and monitoring; approximate while running).
 struct SessionStats {
     std::size_t queued_bytes = 0;      // data messages accepted and not yet written
@@ -73,7 +81,7 @@ class Session {
 
     Session() = default;
 
-    explicit operator bool() const noexcept { return impl_ != nullptr; }
+    explicit operator bool() const noexcept { return handle_ != nullptr; }
     // Unique among the sessions of this process (never reused) and fixed for the session's life;
     // 0 for an empty handle.
     std::uint64_t id() const noexcept;
@@ -101,7 +109,8 @@ class Session {
     // associated executor, by default the session's strand; cancellation through the token's
     // cancellation slot (terminal, partial or total) completes the call with Status::cancelled
     // and sends a cancel. The operation starts when the token initiates it (at once, or later
-    // for deferred); throws std::logic_error on an empty handle.
+    // for deferred); throws std::logic_error on an empty handle, and system_error with
+    // connection_closed for a released server session (see "Lifetime").
     template <boost::asio::completion_token_for<CallSignature> CompletionToken>
     auto async_call(std::string method, Bytes body, CallOptions options,
                     CompletionToken&& token) const {
@@ -145,7 +154,7 @@ class Session {
 
   private:
     friend class detail::SessionImpl;
-    explicit Session(std::shared_ptr<detail::SessionImpl> impl) : impl_(std::move(impl)) {}
+    explicit Session(std::shared_ptr<detail::SessionHandle> handle) : handle_(std::move(handle)) {}
 
     // async_call's one non-template step: the session is behind pimpl, so the handler is
     // type-erased (one allocation, from Asio's per-thread recycling allocator unless the
@@ -153,9 +162,12 @@ class Session {
     using CallHandler = boost::asio::any_completion_handler<CallSignature>;
     static void initiate_call(std::shared_ptr<detail::SessionImpl> impl, std::string method,
                               Bytes body, CallOptions options, CallHandler handler);
-    const std::shared_ptr<detail::SessionImpl>& checked_impl() const;  // logic_error if empty
+    // The session; null once a server session has been released. logic_error if empty.
+    std::shared_ptr<detail::SessionImpl> checked_impl() const;
+    // The same without the check: null for an empty handle too.
+    std::shared_ptr<detail::SessionImpl> lock() const noexcept;
 
-    std::shared_ptr<detail::SessionImpl> impl_;
+    std::shared_ptr<detail::SessionHandle> handle_;
 };
 
 }  // namespace sdmp
