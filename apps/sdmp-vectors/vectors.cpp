@@ -51,9 +51,28 @@ constexpr std::string_view k_responder_address = "127.0.0.1:7400";
 constexpr std::size_t k_hex_line = 64;
 constexpr std::size_t k_max_stored_block = 65535;  // RFC 1951 §3.2.4
 
+// The provider of the generate() call running on this thread. A thread-local rather than a
+// parameter of every helper below; thread-local so concurrent calls do not mix providers.
+thread_local crypto::CryptoProvider* t_provider = nullptr;
+
 crypto::CryptoProvider& provider() {
-    return crypto::default_provider();
+    return *t_provider;
 }
+
+// Selects the provider for the duration of one generate() call, restoring the previous one
+// (a nested or later call on the same thread).
+class ProviderScope {
+  public:
+    explicit ProviderScope(crypto::CryptoProvider& selected) : previous_(t_provider) {
+        t_provider = &selected;
+    }
+    ~ProviderScope() { t_provider = previous_; }
+    ProviderScope(const ProviderScope&) = delete;
+    ProviderScope& operator=(const ProviderScope&) = delete;
+
+  private:
+    crypto::CryptoProvider* previous_;
+};
 
 void require(bool ok, const char* what) {
     if (!ok)
@@ -722,6 +741,11 @@ void write_journal(Writer& w, const Node& ini, const Node& resp) {
 }  // namespace
 
 std::string generate() {
+    return generate(crypto::default_provider());
+}
+
+std::string generate(crypto::CryptoProvider& selected) {
+    const ProviderScope scope(selected);
     const Node ini = make_node("initiator", k_initiator_sign_seed, k_initiator_dh_private,
                                k_initiator_ephemeral, k_initiator_clock_ms);
     const Node resp = make_node("responder", k_responder_sign_seed, k_responder_dh_private,

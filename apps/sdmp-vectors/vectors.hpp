@@ -5,6 +5,10 @@
 #include <string>
 #include <string_view>
 
+namespace sdmp::crypto {
+class CryptoProvider;
+}
+
 namespace sdmp::vectors {
 
 // Runs both suites' handshakes with fixed keys, ephemerals and clocks, seals a few records, and
@@ -12,6 +16,9 @@ namespace sdmp::vectors {
 // long hex value is written as `name:` followed by indented lines of 64 hex characters.
 // Deterministic; throws std::runtime_error if a step fails (a bug, not an input error).
 std::string generate();
+// The same with `provider` doing the handshakes, records and signatures: every provider must
+// give the same text. Trust-store fingerprints and journal lines use default_provider().
+std::string generate(crypto::CryptoProvider& provider);
 
 // Parses that text into name → value (hex continuation lines joined). Throws
 // std::runtime_error on a line it does not understand.

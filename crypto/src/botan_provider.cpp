@@ -126,10 +126,14 @@ class BotanOpener final : public AeadOpener {
             tail_.insert(tail_.end(), tag.begin(), tag.end());
             mode_->finish(tail_);
         } catch (const Botan::Invalid_Authentication_Tag&) {
-            // The mode resets itself in finish(); the caller discards `inout`.
+            // The mode resets itself in finish(). process() already decrypted the bulk into
+            // `inout`: unauthenticated plaintext must not outlive the call, even in a buffer
+            // the caller is told to discard.
+            secure_wipe(inout.data(), inout.size());
             return errc::authentication_failed;
         } catch (const Botan::Exception&) {
             reset();
+            secure_wipe(inout.data(), inout.size());
             return errc::crypto_failure;
         }
         if (tail_.size() != rest)
@@ -177,6 +181,23 @@ bool all_zero_ct(const std::uint8_t* data, std::size_t size) noexcept {
     for (std::size_t i = 0; i < size; ++i)
         acc = static_cast<std::uint8_t>(acc | data[i]);
     return acc == 0;
+}
+
+// RFC 8032 §5.1.7 requires S < L. Botan 2 checks only the top three bits of S, which lets
+// S + L, a second encoding of the same signature, verify too; OpenSSL (and Botan 3) refuse it,
+// and the providers must give the same verdicts.
+bool s_below_group_order(const Signature& signature) noexcept {
+    static constexpr std::array<std::uint8_t, 32> k_order_le = {
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7,
+        0xa2, 0xde, 0xf9, 0xde, 0x14, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10};
+    // Public data: no need for a constant-time comparison.
+    for (std::size_t i = k_order_le.size(); i-- > 0;) {
+        const std::uint8_t s = signature[k_signature_size / 2 + i];
+        if (s != k_order_le[i])
+            return s < k_order_le[i];
+    }
+    return false;
 }
 
 class BotanProvider final : public CryptoProvider {
@@ -264,6 +285,8 @@ class BotanProvider final : public CryptoProvider {
 
     bool verify(const SignPublic& public_key, ByteView message,
                 const Signature& signature) override {
+        if (!s_below_group_order(signature))
+            return false;
         try {
             return Botan::Sodium::crypto_sign_ed25519_verify_detached(
                        signature.data(), message.data(), message.size(), public_key.data()) == 0;

@@ -1,8 +1,10 @@
-// Known-answer and behaviour tests for the Botan CryptoProvider, the error category, hex
-// helpers and suites.
+// Known-answer and behaviour tests for every CryptoProvider this build has (Botan, and OpenSSL
+// with SDMP_WITH_OPENSSL), the error category, hex helpers and suites. Each provider test runs
+// once per provider; failures name the provider.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -25,6 +27,16 @@ Bytes hx(std::string_view hex) {
     if (!from_hex(hex, out))
         throw std::invalid_argument("bad hex in test");
     return out;
+}
+
+// The providers under test, the default (Botan) first.
+std::vector<CryptoProvider*> all_providers() {
+    std::vector<CryptoProvider*> list{&default_provider()};
+#if defined(SDMP_HAVE_OPENSSL)
+    static const std::unique_ptr<CryptoProvider> openssl = make_openssl_provider();
+    list.push_back(openssl.get());
+#endif
+    return list;
 }
 
 template <std::size_t N>
@@ -128,7 +140,8 @@ TEST_CASE("suites 1 and 2 are known, 1 is the default", "[crypto][suite]") {
 }
 
 TEST_CASE("X25519 RFC 7748 vectors", "[crypto][x25519][kat]") {
-    CryptoProvider& p = default_provider();
+    CryptoProvider& p = *GENERATE(from_range(all_providers()));
+    INFO("provider " << p.name());
 
     SECTION("§5.2 scalar multiplication") {
         const SecretBytes scalar(
@@ -163,7 +176,8 @@ TEST_CASE("X25519 RFC 7748 vectors", "[crypto][x25519][kat]") {
 
 TEST_CASE("X25519 generated pairs agree, low-order and bad sizes are rejected",
           "[crypto][x25519]") {
-    CryptoProvider& p = default_provider();
+    CryptoProvider& p = *GENERATE(from_range(all_providers()));
+    INFO("provider " << p.name());
     const DhKeyPair a = p.dh_generate();
     const DhKeyPair b = p.dh_generate();
     CHECK(a.private_key.size() == 32);
@@ -189,7 +203,8 @@ TEST_CASE("X25519 generated pairs agree, low-order and bad sizes are rejected",
 }
 
 TEST_CASE("Ed25519 RFC 8032 test 1", "[crypto][ed25519][kat]") {
-    CryptoProvider& p = default_provider();
+    CryptoProvider& p = *GENERATE(from_range(all_providers()));
+    INFO("provider " << p.name());
     SignKeyPair key;
     REQUIRE_FALSE(p.sign_from_seed(
         hx("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"), key));
@@ -203,7 +218,8 @@ TEST_CASE("Ed25519 RFC 8032 test 1", "[crypto][ed25519][kat]") {
 }
 
 TEST_CASE("Ed25519 verify returns false for every bad input", "[crypto][ed25519]") {
-    CryptoProvider& p = default_provider();
+    CryptoProvider& p = *GENERATE(from_range(all_providers()));
+    INFO("provider " << p.name());
     const SignKeyPair key = p.sign_generate();
     const Bytes message = hx("48656c6c6f");
     const Signature sig = p.sign(key, message);
@@ -221,6 +237,19 @@ TEST_CASE("Ed25519 verify returns false for every bad input", "[crypto][ed25519]
     Signature big_s = sig;
     std::fill(big_s.begin() + 32, big_s.end(), std::uint8_t{0xff});
     CHECK_FALSE(p.verify(key.public_key, message, big_s));
+    // S + L verifies as an equation but is a second encoding of the signature; S = L likewise.
+    const Bytes order = hx("edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010");
+    Signature s_plus_l = sig;
+    unsigned carry = 0;
+    for (std::size_t i = 0; i < 32; ++i) {
+        const unsigned sum = s_plus_l[32 + i] + order[i] + carry;
+        s_plus_l[32 + i] = static_cast<std::uint8_t>(sum);
+        carry = sum >> 8;
+    }
+    CHECK_FALSE(p.verify(key.public_key, message, s_plus_l));
+    Signature s_is_l = sig;
+    std::copy(order.begin(), order.end(), s_is_l.begin() + 32);
+    CHECK_FALSE(p.verify(key.public_key, message, s_is_l));
 
     // Public keys that do not decode to a point, and another signer's key.
     SignPublic junk{};
@@ -235,7 +264,8 @@ TEST_CASE("Ed25519 verify returns false for every bad input", "[crypto][ed25519]
 }
 
 TEST_CASE("SHA-256 and HKDF known answers", "[crypto][hash][kat]") {
-    CryptoProvider& p = default_provider();
+    CryptoProvider& p = *GENERATE(from_range(all_providers()));
+    INFO("provider " << p.name());
     CHECK(to_hex(p.sha256(as_bytes("abc"))) ==
           "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     CHECK(to_hex(p.sha256(ByteView{})) ==
@@ -261,7 +291,8 @@ TEST_CASE("SHA-256 and HKDF known answers", "[crypto][hash][kat]") {
 }
 
 TEST_CASE("AEAD known answers, in place", "[crypto][aead][kat]") {
-    CryptoProvider& p = default_provider();
+    CryptoProvider& p = *GENERATE(from_range(all_providers()));
+    INFO("provider " << p.name());
     for (const AeadVector& v : aead_vectors()) {
         INFO("algorithm " << static_cast<int>(v.algorithm));
         const Bytes key = hx(v.key);
@@ -288,7 +319,8 @@ TEST_CASE("AEAD known answers, in place", "[crypto][aead][kat]") {
 }
 
 TEST_CASE("AEAD round trip for many lengths and tamper detection", "[crypto][aead]") {
-    CryptoProvider& p = default_provider();
+    CryptoProvider& p = *GENERATE(from_range(all_providers()));
+    INFO("provider " << p.name());
     for (AeadAlgorithm algorithm : {AeadAlgorithm::aes_256_gcm, AeadAlgorithm::chacha20_poly1305}) {
         INFO("algorithm " << static_cast<int>(algorithm));
         Bytes key(32);
@@ -325,6 +357,8 @@ TEST_CASE("AEAD round trip for many lengths and tamper detection", "[crypto][aea
                 copy = buffer;
                 copy[length / 2] ^= 0x80;
                 CHECK(opener->open(nonce, aad, copy, tag) == errc::authentication_failed);
+                // No unauthenticated plaintext is left behind.
+                CHECK(std::all_of(copy.begin(), copy.end(), [](std::uint8_t b) { return b == 0; }));
             }
 
             copy = buffer;
@@ -346,7 +380,8 @@ TEST_CASE("AEAD round trip for many lengths and tamper detection", "[crypto][aea
 }
 
 TEST_CASE("AES-GCM and ChaCha20-Poly1305 keys are not interchangeable", "[crypto][aead]") {
-    CryptoProvider& p = default_provider();
+    CryptoProvider& p = *GENERATE(from_range(all_providers()));
+    INFO("provider " << p.name());
     const Bytes key(32, 0x42);
     Bytes buffer(256, 0x11);
     Tag tag{};
@@ -356,8 +391,8 @@ TEST_CASE("AES-GCM and ChaCha20-Poly1305 keys are not interchangeable", "[crypto
 }
 
 TEST_CASE("random and constant-time equality", "[crypto][random]") {
-    CryptoProvider& p = default_provider();
-    CHECK(p.name() == "botan-2");
+    CryptoProvider& p = *GENERATE(from_range(all_providers()));
+    INFO("provider " << p.name());
     Bytes a(32);
     Bytes b(32);
     p.random(a);
@@ -368,12 +403,21 @@ TEST_CASE("random and constant-time equality", "[crypto][random]") {
     CHECK_FALSE(p.equal(a, b));
     CHECK_FALSE(p.equal(a, ByteView(a).first(31)));
     CHECK(p.equal({}, {}));
+}
+
+TEST_CASE("providers are named and the default is Botan", "[crypto][random]") {
+    CHECK(default_provider().name() == "botan-2");
     auto own = make_botan_provider();
-    CHECK(own->sha256(as_bytes("abc")) == p.sha256(as_bytes("abc")));
+    CHECK(own->name() == "botan-2");
+    CHECK(own->sha256(as_bytes("abc")) == default_provider().sha256(as_bytes("abc")));
+#if defined(SDMP_HAVE_OPENSSL)
+    CHECK(make_openssl_provider()->name() == "openssl-3");
+#endif
 }
 
 TEST_CASE("provider is usable from several threads at once", "[crypto][threads]") {
-    CryptoProvider& p = default_provider();
+    CryptoProvider& p = *GENERATE(from_range(all_providers()));
+    INFO("provider " << p.name());
     const Digest expected = p.sha256(as_bytes("thread"));
     std::array<std::uint8_t, 32> expected_okm{};
     p.hkdf(as_bytes("salt"), as_bytes("ikm"), as_bytes("info"), expected_okm);

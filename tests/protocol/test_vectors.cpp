@@ -1,5 +1,7 @@
 // docs/protocol.md §8: the vectors in the document are the tool's current output, and their
-// values follow the formulas of §1–§5 when recomputed here with the provider directly.
+// values follow the formulas of §1–§5 when recomputed here with the provider directly. Every
+// test that uses a provider runs once per provider this build has (Botan, and OpenSSL with
+// SDMP_WITH_OPENSSL): the vectors must reproduce byte for byte with each.
 #include <libdeflate.h>
 #include <stdlib.h>  // mkdtemp
 #include <catch2/catch.hpp>
@@ -31,8 +33,22 @@ using namespace sdmp;
 
 namespace {
 
+// The providers under test, the default (Botan) first.
+std::vector<crypto::CryptoProvider*> all_providers() {
+    std::vector<crypto::CryptoProvider*> list{&crypto::default_provider()};
+#if defined(SDMP_HAVE_OPENSSL)
+    static const std::unique_ptr<crypto::CryptoProvider> openssl = crypto::make_openssl_provider();
+    list.push_back(openssl.get());
+#endif
+    return list;
+}
+
+// The provider of the current test run, for the helpers below; set by each test from
+// GENERATE(from_range(all_providers())).
+crypto::CryptoProvider* g_provider = &crypto::default_provider();
+
 crypto::CryptoProvider& provider() {
-    return crypto::default_provider();
+    return *g_provider;
 }
 
 std::string read_doc() {
@@ -272,6 +288,10 @@ TEST_CASE("protocol.md §8 holds the current output of sdmp-vectors", "[vectors]
     const std::string generated = vectors::generate();
     const std::string documented = doc_block();
     CHECK(generated == documented);  // if this fails: sdmp-vectors --write-doc docs/protocol.md
+    for (crypto::CryptoProvider* p : all_providers()) {
+        INFO("provider " << p->name());
+        CHECK(vectors::generate(*p) == documented);
+    }
     CHECK(vectors::generate() == generated);  // deterministic
     std::string via_lib;
     REQUIRE(vectors::extract_from_doc(read_doc(), via_lib));
@@ -281,6 +301,8 @@ TEST_CASE("protocol.md §8 holds the current output of sdmp-vectors", "[vectors]
 #endif
 
 TEST_CASE("vector identities follow protocol.md §1", "[vectors]") {
+    g_provider = GENERATE(from_range(all_providers()));
+    INFO("provider " << provider().name());
     const Vectors v;
     for (const std::string who : {"initiator", "responder"}) {
         INFO(who);
@@ -301,6 +323,8 @@ TEST_CASE("vector identities follow protocol.md §1", "[vectors]") {
 }
 
 TEST_CASE("vector handshakes follow protocol.md §3 and §4", "[vectors]") {
+    g_provider = GENERATE(from_range(all_providers()));
+    INFO("provider " << provider().name());
     const Vectors v;
     const int suite = GENERATE(1, 2);
     const std::string s = "suite" + std::to_string(suite);
@@ -372,6 +396,8 @@ TEST_CASE("vector handshakes follow protocol.md §3 and §4", "[vectors]") {
 }
 
 TEST_CASE("vector records follow protocol.md §5 and §6", "[vectors]") {
+    g_provider = GENERATE(from_range(all_providers()));
+    INFO("provider " << provider().name());
     const Vectors v;
     // §6.2 by hand: request id 1, timeout 0, method "echo", no metadata, body "hello".
     const Bytes request =
@@ -435,6 +461,8 @@ TEST_CASE("vector records follow protocol.md §5 and §6", "[vectors]") {
 }
 
 TEST_CASE("level-0 DEFLATE splits into 65,535-byte stored blocks (protocol.md §5.1)", "[vectors]") {
+    g_provider = GENERATE(from_range(all_providers()));
+    INFO("provider " << provider().name());
     const Vectors v;
     const std::size_t size = v.number("stored.payload_size");
     Bytes payload(size);
@@ -554,6 +582,8 @@ TEST_CASE("vector envelopes follow protocol.md §6", "[vectors]") {
 }
 
 TEST_CASE("vector refusals are refused with nope (protocol.md §3.5, §3.6)", "[vectors]") {
+    g_provider = GENERATE(from_range(all_providers()));
+    INFO("provider " << provider().name());
     const Vectors v;
     const crypto::Identity ini = identity_of(v, "initiator");
     const crypto::Identity resp = identity_of(v, "responder");
@@ -705,6 +735,8 @@ TEST_CASE("vector refusals are refused with nope (protocol.md §3.5, §3.6)", "[
 }
 
 TEST_CASE("vector files follow protocol.md §7", "[vectors]") {
+    g_provider = GENERATE(from_range(all_providers()));
+    INFO("provider " << provider().name());
     const Vectors v;
     const auto file = [&](const std::string& name) {
         std::string content;
@@ -764,6 +796,8 @@ TEST_CASE("vector files follow protocol.md §7", "[vectors]") {
 }
 
 TEST_CASE("vector journal lines chain as docs/apps.md says", "[vectors]") {
+    g_provider = GENERATE(from_range(all_providers()));
+    INFO("provider " << provider().name());
     const Vectors v;
     // Line 1 is the node's fingerprint; line k+1 is SHA-256 hex of line k's text, '@', the
     // publisher's fingerprint, '/', SHA-256 hex of the resource's bytes.

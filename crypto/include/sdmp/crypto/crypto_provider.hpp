@@ -1,4 +1,5 @@
-// The interface every crypto backend implements. Botan headers never leave crypto/src.
+// The interface every crypto backend implements. Botan and OpenSSL headers never leave
+// crypto/src.
 //
 // Failure contract: functions returning std::error_code leave their outputs unspecified on
 // failure and never throw; functions returning values only fail on programmer error (wrong
@@ -48,8 +49,8 @@ class AeadOpener {
     virtual ~AeadOpener() = default;
     // Decrypts `inout` in place. On a bad tag returns errc::authentication_failed and the
     // contents of `inout` are unspecified (callers must discard them).
-    virtual std::error_code open(const Nonce& nonce, ByteView aad, MutableByteView inout,
-                                 const Tag& tag) = 0;
+    [[nodiscard]] virtual std::error_code open(const Nonce& nonce, ByteView aad,
+                                               MutableByteView inout, const Tag& tag) = 0;
 };
 
 class CryptoProvider {
@@ -64,18 +65,19 @@ class CryptoProvider {
     // --- X25519 ---
     virtual DhKeyPair dh_generate() = 0;
     // Derives the public value from a 32-byte private key (used for fixed test-vector keys).
-    virtual std::error_code dh_from_private(ByteView private_key, DhKeyPair& out) = 0;
+    [[nodiscard]] virtual std::error_code dh_from_private(ByteView private_key, DhKeyPair& out) = 0;
     // Fails with errc::low_order_point when the result is all zero, errc::invalid_key on sizes.
-    virtual std::error_code dh_agree(const SecretBytes& private_key, ByteView peer_public,
-                                     SecretBytes& shared_out) = 0;
+    [[nodiscard]] virtual std::error_code dh_agree(const SecretBytes& private_key,
+                                                   ByteView peer_public,
+                                                   SecretBytes& shared_out) = 0;
 
     // --- Ed25519 ---
     virtual SignKeyPair sign_generate() = 0;
-    virtual std::error_code sign_from_seed(ByteView seed, SignKeyPair& out) = 0;
+    [[nodiscard]] virtual std::error_code sign_from_seed(ByteView seed, SignKeyPair& out) = 0;
     virtual Signature sign(const SignKeyPair& key, ByteView message) = 0;
     // Returns false for any malformed key or signature as well as a wrong one.
-    virtual bool verify(const SignPublic& public_key, ByteView message,
-                        const Signature& signature) = 0;
+    [[nodiscard]] virtual bool verify(const SignPublic& public_key, ByteView message,
+                                      const Signature& signature) = 0;
 
     // --- SHA-256 and HKDF-SHA-256 (RFC 5869) ---
     virtual Digest sha256(ByteView data) = 0;
@@ -89,11 +91,19 @@ class CryptoProvider {
     virtual std::unique_ptr<AeadOpener> make_opener(AeadAlgorithm algorithm, ByteView key) = 0;
 
     // Constant-time equality (sizes are public).
-    virtual bool equal(ByteView a, ByteView b) const noexcept = 0;
+    [[nodiscard]] virtual bool equal(ByteView a, ByteView b) const noexcept = 0;
 };
 
 // The default provider (Botan 2). Thread-safe: may be shared by every connection.
 CryptoProvider& default_provider();
 std::unique_ptr<CryptoProvider> make_botan_provider();
+
+#if defined(SDMP_HAVE_OPENSSL)
+// The OpenSSL 3 (libcrypto) provider, built when SDMP_WITH_OPENSSL is on. The same outputs
+// and error codes as the Botan one, and thread-safe in the same way; one exception: hkdf()
+// throws std::system_error (errc::crypto_failure) for an info longer than 32 KiB, which
+// OpenSSL 3.0 refuses. Throws that error too if libcrypto lacks SHA-256 or HKDF.
+std::unique_ptr<CryptoProvider> make_openssl_provider();
+#endif
 
 }  // namespace sdmp::crypto
