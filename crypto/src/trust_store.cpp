@@ -261,6 +261,12 @@ std::string peer_name_problem(std::string_view name) {
     return detail::name_problem(name);
 }
 
+TrustedPeer TrustedPeer::from_identity(const PublicIdentity& identity, std::string name,
+                                       std::string address) {
+    return TrustedPeer{identity, identity.fingerprint(default_provider()), std::move(name),
+                       std::move(address)};
+}
+
 std::error_code TrustStore::add(TrustedPeer peer) {
     if (!peer.name.empty() && !detail::valid_name(peer.name))
         return errc::malformed;

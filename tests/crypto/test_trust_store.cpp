@@ -463,3 +463,39 @@ TEST_CASE("every file the library writes is ASCII", "[crypto][trust][files]") {
                           [](char c) { return static_cast<unsigned char>(c) < 0x80; }));
     }
 }
+
+TEST_CASE("a trusted peer from the public identity alone", "[crypto][trust]") {
+    // protocol.md §1: the fingerprint is derived, so it cannot be paired wrongly.
+    CryptoProvider& p = default_provider();
+    const Identity id = Identity::generate(p);
+    const TrustedPeer peer =
+        TrustedPeer::from_identity(id.public_identity(), "carol", "127.0.0.1:7000");
+    CHECK(peer.identity == id.public_identity());
+    CHECK(peer.fingerprint == id.fingerprint());
+    CHECK(peer.name == "carol");
+    CHECK(peer.address == "127.0.0.1:7000");
+
+    TrustStore store;
+    REQUIRE_FALSE(store.add(peer));
+    CHECK(store.find("carol")->fingerprint == id.fingerprint());
+    CHECK(store.find(id.fingerprint()) != nullptr);
+
+    // Name and address are optional; the store's own checks still apply.
+    const Identity other = Identity::generate(p);
+    const TrustedPeer anonymous = TrustedPeer::from_identity(other.public_identity());
+    CHECK(anonymous.fingerprint == other.fingerprint());
+    CHECK(anonymous.name.empty());
+    CHECK(anonymous.address.empty());
+    CHECK_FALSE(store.add(anonymous));
+    CHECK(store.add(TrustedPeer::from_identity(id.public_identity())) == errc::duplicate_peer);
+    CHECK(store.add(TrustedPeer::from_identity(Identity::generate(p).public_identity(),
+                                               "bad name")) == errc::malformed);
+    CHECK(store.size() == 2);
+
+    // A public identity read back from its file: the fingerprint is the same derivation.
+    TempDir dir;
+    REQUIRE_FALSE(save_public_identity(id.public_identity(), dir / "carol.pub"));
+    PublicIdentity loaded;
+    REQUIRE_FALSE(load_public_identity(p, dir / "carol.pub", loaded));
+    CHECK(TrustedPeer::from_identity(loaded).fingerprint == id.fingerprint());
+}

@@ -27,6 +27,6 @@ inline std::string_view as_string_view(ByteView b) noexcept {
 std::string to_hex(ByteView bytes);
 
 // Parses hex (either case). Returns false on odd length or a non-hex character.
-bool from_hex(std::string_view hex, Bytes& out);
+[[nodiscard]] bool from_hex(std::string_view hex, Bytes& out);
 
 }  // namespace sdmp

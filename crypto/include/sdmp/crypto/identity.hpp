@@ -62,8 +62,8 @@ class Identity {
 
     static Identity generate(CryptoProvider& provider);
     // From the two 32-byte private values (test vectors, file loading).
-    static std::error_code from_private(CryptoProvider& provider, ByteView sign_seed,
-                                        ByteView dh_private, Identity& out);
+    [[nodiscard]] static std::error_code from_private(CryptoProvider& provider, ByteView sign_seed,
+                                                      ByteView dh_private, Identity& out);
 
     const SignKeyPair& sign_key() const noexcept { return sign_; }
     const DhKeyPair& dh_key() const noexcept { return dh_; }
@@ -77,8 +77,9 @@ class Identity {
     Fingerprint fingerprint_;
 };
 
-// A file-level error: the code plus a message that names the file and the problem.
-struct FileError {
+// A file-level error: the code plus a message that names the file and the problem. Every
+// function returning one reports failure only through it, so it must not be ignored.
+struct [[nodiscard]] FileError {
     std::error_code code;
     std::string message;
     explicit operator bool() const noexcept { return static_cast<bool>(code); }

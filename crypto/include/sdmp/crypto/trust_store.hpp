@@ -18,6 +18,13 @@ struct TrustedPeer {
     Fingerprint fingerprint;  // must be identity's fingerprint (protocol.md §1)
     std::string name;         // may be empty; never 16+ hex digits only (see peer_name_problem)
     std::string address;      // HOST:PORT, may be empty
+
+    // An entry for `identity` with its fingerprint derived (protocol.md §1, with
+    // default_provider(), as TrustStore::add checks it), so a caller who has only the public
+    // identity cannot pair it with a wrong fingerprint. Checks nothing else: TrustStore::add
+    // still refuses bad keys, names and addresses.
+    static TrustedPeer from_identity(const PublicIdentity& identity, std::string name = {},
+                                     std::string address = {});
 };
 
 // protocol.md §7.2: an empty string when `name` may name a peer, otherwise why not (a phrase for
@@ -32,11 +39,11 @@ class TrustStore {
     // Loads a store from a file (one peer per line, '#' comments) or a folder (every
     // regular file ending in ".pub", one peer each). A missing file is an error;
     // use TrustStore{} for an empty store.
-    static FileError load(CryptoProvider& provider, const std::filesystem::path& path,
-                          TrustStore& out);
+    [[nodiscard]] static FileError load(CryptoProvider& provider, const std::filesystem::path& path,
+                                        TrustStore& out);
     // Writes the store as a single file (atomically: temp file + rename). If `path` is an
     // existing folder, updates its ".pub" files instead (protocol.md §7.3).
-    FileError save(const std::filesystem::path& path) const;
+    [[nodiscard]] FileError save(const std::filesystem::path& path) const;
 
     // Checks the entry, then the store, in this order:
     // - errc::malformed if the name (peer_name_problem) or the address does not match
@@ -45,9 +52,9 @@ class TrustStore {
     // - errc::malformed if `fingerprint` is not SHA-256 of the identity's canonical bytes
     //   (protocol.md §1; recomputed with default_provider());
     // - errc::duplicate_peer if the fingerprint or a non-empty name is already present.
-    std::error_code add(TrustedPeer peer);
+    [[nodiscard]] std::error_code add(TrustedPeer peer);
     // Removes what find(string_view) finds; errc::unknown_peer when absent.
-    std::error_code remove(std::string_view fingerprint_or_name);
+    [[nodiscard]] std::error_code remove(std::string_view fingerprint_or_name);
 
     const TrustedPeer* find(const Fingerprint& fingerprint) const noexcept;
     const TrustedPeer* find_by_name(std::string_view name) const noexcept;

@@ -12,6 +12,7 @@
 #include "sdmp/crypto/identity.hpp"
 #include "sdmp/crypto/suite.hpp"
 
+#include "sdmp/framework/body_codec.hpp"
 #include "sdmp/framework/options.hpp"
 #include "sdmp/framework/reply.hpp"
 
@@ -77,6 +78,18 @@ class Context {
                                        CallOptions options) const;
     boost::asio::awaitable<Reply> call(const Session& target, std::string method,
                                        Bytes body) const;  // default options
+
+    // The typed form of call(), as sdmp::call_as (codec.hpp, which defines it): encodes
+    // `request` at once, inherits the remaining budget as call() does, throws StatusError for
+    // a non-ok status and decodes the reply into Resp.
+    template <typename Resp, typename Codec = JsonCodec, typename Req>
+    requires BodyCodec<Codec, Req> && BodyCodec<Codec, Resp> boost::asio::awaitable<Resp> call_as(
+        const Session& target, std::string method, const Req& request, CallOptions options)
+    const;
+    template <typename Resp, typename Codec = JsonCodec, typename Req>
+    requires BodyCodec<Codec, Req> && BodyCodec<Codec, Resp> boost::asio::awaitable<Resp> call_as(
+        const Session& target, std::string method, const Req& request)
+    const;
 
   private:
     friend struct detail::ContextAccess;

@@ -6,6 +6,8 @@
 //   });
 //   router.add<AddRequest, AddResponse>("add", [](sdmp::Context&, AddRequest r)  // <sdmp/json.hpp>
 //       -> boost::asio::awaitable<AddResponse> { co_return AddResponse{r.a + r.b}; });
+//   router.on_notification<Event>("event", [](sdmp::Context&, Event e)
+//       -> boost::asio::awaitable<void> { co_return; });
 //
 // A handler runs on its session's strand with a cancellation slot bound (Context). It may throw:
 // StatusError answers with its status, any other exception with application_error (message =
@@ -98,6 +100,35 @@ class Router {
             "coroutine callable as (sdmp::Context&, sdmp::Bytes) returning "
             "boost::asio::awaitable<void>.");
         return add_notification_handler(std::move(method), NotificationHandler(std::move(handler)));
+    }
+
+    // Registers a typed notification handler: (Context&, T) -> awaitable<void>, the body
+    // through Codec. A body that does not decode is dropped: there is no one to answer, so the
+    // handler is not run and the session logs it as it logs a handler that threw. The default
+    // codec, JsonCodec, needs <sdmp/json.hpp>.
+    template <typename T, typename Codec = JsonCodec, typename F>
+    Router& on_notification(std::string method, F handler) {
+        static_assert(BodyCodec<Codec, T>,
+                      "sdmp::Router::on_notification<T, Codec>: Codec must encode and decode T "
+                      "(for JsonCodec, the default: include <sdmp/json.hpp> and define "
+                      "to_json/from_json or NLOHMANN_DEFINE_TYPE_*)");
+        static_assert(
+            detail::invocable_returning<boost::asio::awaitable<void>, F, Context&, T>(),
+            "sdmp::Router::on_notification<T>(method, handler): the handler must be a "
+            "coroutine callable as (sdmp::Context&, T) returning boost::asio::awaitable<void>.");
+        return add_notification_handler(
+            std::move(method),
+            NotificationHandler(
+                [h = std::move(handler)](Context& ctx, Bytes body) -> boost::asio::awaitable<void> {
+                    std::optional<T> value;
+                    try {
+                        value.emplace(Codec::template decode<T>(body));
+                    } catch (const std::exception& e) {
+                        throw StatusError(Status::invalid_argument,
+                                          std::string("notification does not decode: ") + e.what());
+                    }
+                    co_await h(ctx, std::move(*value));
+                }));
     }
 
     const Handler* find(std::string_view method) const noexcept;

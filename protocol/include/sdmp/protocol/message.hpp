@@ -106,13 +106,13 @@ struct MessageLimits {
 // Appends varint(length) || envelope. Fails with errc::limit_exceeded (nothing appended) when
 // a field exceeds `limits`, and with errc::malformed for what a receiver must reject anyway
 // (id 0 in a request/response/cancel, empty method or metadata key, status above 9).
-std::error_code encode_message(const Message& message, Bytes& out,
-                               const MessageLimits& limits = {});
+[[nodiscard]] std::error_code encode_message(const Message& message, Bytes& out,
+                                             const MessageLimits& limits = {});
 // Appends what encode_message would, except the body of a Request, Response or Notification
 // (the frame's length counts it): the caller sends the body right after these bytes, e.g.
 // gathered by reference instead of copied. Same validation and failure contract.
-std::error_code encode_message_head(const Message& message, Bytes& out,
-                                    const MessageLimits& limits = {});
+[[nodiscard]] std::error_code encode_message_head(const Message& message, Bytes& out,
+                                                  const MessageLimits& limits = {});
 // Size encode_message would append (for queue accounting), without encoding: the length frame
 // plus envelope_size().
 std::size_t encoded_size(const Message& message);
@@ -121,20 +121,23 @@ std::size_t envelope_size(const Message& message) noexcept;
 
 // Decodes every framed message of one record payload, appending to `out`. On error, `out`
 // may hold the messages before the bad one; callers close the connection anyway.
-std::error_code decode_messages(ByteView payload, std::vector<Message>& out,
-                                const MessageLimits& limits = {});
+[[nodiscard]] std::error_code decode_messages(ByteView payload, std::vector<Message>& out,
+                                              const MessageLimits& limits = {});
 // Decodes the framed message at `pos` (protocol.md §5.1, §6.2): on success `pos` moves past it
 // and `envelope_size` is its envelope's length (without the frame). On error `pos` stays put.
 // Receivers that dispatch a large payload one message at a time walk it with this.
-std::error_code decode_next_message(ByteView payload, std::size_t& pos, Message& out,
-                                    std::size_t& envelope_size, const MessageLimits& limits = {});
+[[nodiscard]] std::error_code decode_next_message(ByteView payload, std::size_t& pos, Message& out,
+                                                  std::size_t& envelope_size,
+                                                  const MessageLimits& limits = {});
 // Decodes one envelope (without its length frame).
-std::error_code decode_message(ByteView envelope, Message& out, const MessageLimits& limits = {});
+[[nodiscard]] std::error_code decode_message(ByteView envelope, Message& out,
+                                             const MessageLimits& limits = {});
 
 // LEB128 varints, at most 10 bytes, minimal encoding required when decoding.
 void put_varint(std::uint64_t value, Bytes& out);
 std::size_t varint_size(std::uint64_t value) noexcept;
 // Reads a varint at `pos`, advancing it. errc::malformed on truncation/overlong/non-minimal.
-std::error_code get_varint(ByteView in, std::size_t& pos, std::uint64_t& value) noexcept;
+[[nodiscard]] std::error_code get_varint(ByteView in, std::size_t& pos,
+                                         std::uint64_t& value) noexcept;
 
 }  // namespace sdmp::protocol

@@ -23,7 +23,7 @@ class RecordSealer {
     // `level` 0..12 (0 = stored blocks, a plain copy). Fails with errc::limit_exceeded when the
     // payload is larger than the limits allow (nothing appended), errc::counter_exhausted when
     // no nonce is left (the connection must close). `payload` must not point into `out`.
-    std::error_code seal(ByteView payload, int level, Bytes& out);
+    [[nodiscard]] std::error_code seal(ByteView payload, int level, Bytes& out);
 
     // Largest frame seal_into() can write for a payload of `payload_size` bytes at `level`.
     std::size_t sealed_size_bound(std::size_t payload_size, int level);
@@ -33,14 +33,15 @@ class RecordSealer {
     // `level` > 0 produced more than that many DEFLATE bytes, the record goes out at level 0
     // instead (still one record, one nonce): trying a level costs one compression, not two.
     // `level_used`, when given, receives the level actually used.
-    std::error_code seal_into(ByteView payload, int level, std::size_t fallback_above,
-                              MutableByteView out, std::size_t& written, int* level_used = nullptr);
+    [[nodiscard]] std::error_code seal_into(ByteView payload, int level, std::size_t fallback_above,
+                                            MutableByteView out, std::size_t& written,
+                                            int* level_used = nullptr);
     // The same for a payload given as consecutive `parts` (e.g. a message head and its body,
     // which then need not be copied together): at level 0 the parts are copied once, straight
     // into the record; at other levels they are concatenated first.
-    std::error_code seal_into(std::span<const ByteView> parts, int level,
-                              std::size_t fallback_above, MutableByteView out, std::size_t& written,
-                              int* level_used = nullptr);
+    [[nodiscard]] std::error_code seal_into(std::span<const ByteView> parts, int level,
+                                            std::size_t fallback_above, MutableByteView out,
+                                            std::size_t& written, int* level_used = nullptr);
 
     // Raw DEFLATE size of `sample` at `level` (1..12), or 0 when it would exceed `limit` bytes.
     // Seals nothing and uses no nonce: for choosing a record's level cheaply (protocol.md §5.1

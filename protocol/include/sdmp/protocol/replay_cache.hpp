@@ -21,7 +21,7 @@ class ReplayCache {
     explicit ReplayCache(std::uint64_t window_ms = 4 * 60 * 1000, std::size_t capacity = 1 << 16);
 
     // Returns true if `ephemeral` was already seen (a replay); otherwise records it at `now_ms`.
-    bool seen_before(const crypto::DhPublic& ephemeral, std::uint64_t now_ms);
+    [[nodiscard]] bool seen_before(const crypto::DhPublic& ephemeral, std::uint64_t now_ms);
 
     std::size_t size() const;
     std::uint64_t window_ms() const noexcept { return window_ms_; }

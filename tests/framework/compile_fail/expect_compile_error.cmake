@@ -1,0 +1,35 @@
+# Compiles SOURCE (syntax only, so it takes about a second) and succeeds only if the compiler
+# refuses it with exactly one error whose text matches EXPECT: the point is a short error, not
+# just any error. Arguments: CXX, SOURCE, EXPECT, and '|'-separated INCLUDES, IMPLICIT (the
+# compiler's own include folders, left out as the build leaves them out: -I/usr/include would
+# reorder the system headers) and DEFINES.
+string(REPLACE "|" ";" include_list "${INCLUDES}")
+string(REPLACE "|" ";" implicit_list "${IMPLICIT}")
+list(REMOVE_DUPLICATES include_list)
+list(REMOVE_ITEM include_list ${implicit_list})
+string(REPLACE "|" ";" define_list "${DEFINES}")
+set(args -std=c++20 -fsyntax-only)
+foreach(dir IN LISTS include_list)
+  if(dir)
+    list(APPEND args "-I${dir}")
+  endif()
+endforeach()
+foreach(def IN LISTS define_list)
+  if(def)
+    list(APPEND args "-D${def}")
+  endif()
+endforeach()
+execute_process(COMMAND ${CXX} ${args} ${SOURCE}
+                RESULT_VARIABLE result OUTPUT_VARIABLE output ERROR_VARIABLE output)
+if(result EQUAL 0)
+  message(FATAL_ERROR "${SOURCE} compiled, but must be refused")
+endif()
+if(NOT output MATCHES "${EXPECT}")
+  message(FATAL_ERROR "the compiler's output does not contain '${EXPECT}':\n${output}")
+endif()
+string(REGEX MATCHALL "error:" errors "${output}")
+list(LENGTH errors error_count)
+if(NOT error_count EQUAL 1)
+  message(FATAL_ERROR "expected one error, got ${error_count}:\n${output}")
+endif()
+message(STATUS "refused as expected: ${EXPECT}")
