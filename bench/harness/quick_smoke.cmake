@@ -9,7 +9,7 @@ endif()
 file(READ ${OUT} json)
 string(JSON count LENGTH "${json}" results)
 set(expected_scenarios handshake_rate rr_rate_1 rr_rate_64 rr_rate_64_4k latency_p50_1 latency_p99_1
-    bulk_throughput idle_session_kib)
+    bulk_throughput fanin_rr connect_storm idle_session_kib)
 set(seen "")
 math(EXPR last "${count} - 1")
 foreach(i RANGE ${last})

@@ -163,6 +163,69 @@ double run_handshake_rate(Runtime& rt, System& system, std::size_t connectors, T
         });
 }
 
+LoadResult run_fanin(Runtime& rt, System& system, std::size_t connections,
+                     std::size_t per_connection, std::size_t connectors, Timing timing) {
+    constexpr std::size_t k_body = 64;
+    const Bytes body = random_bytes(k_body, 0xfa41);
+    return with_server(rt, system, ServerMode::echo, [&](asio::ip::tcp::endpoint server) {
+        return rt.on_client([&]() -> asio::awaitable<LoadResult> {
+            auto ex = co_await asio::this_coro::executor;
+            std::vector<std::unique_ptr<Connection>> conns(connections);
+            co_await parallel(std::min(connectors, connections),
+                              [&](std::size_t worker) -> asio::awaitable<void> {
+                                  for (std::size_t i = worker; i < connections; i += connectors)
+                                      conns[i] = co_await system.connect(ex, server);
+                              });
+            const Clock::time_point count_from = Clock::now() + timing.warmup;
+            const Clock::time_point stop_at = count_from + timing.duration;
+            std::uint64_t completed = 0;
+            co_await parallel(
+                connections * per_connection, [&](std::size_t requester) -> asio::awaitable<void> {
+                    Connection& conn = *conns[requester / per_connection];
+                    Bytes response;
+                    while (Clock::now() < stop_at) {
+                        co_await conn.request(body, response);
+                        const Clock::time_point received = Clock::now();
+                        if (response.size() != k_body)
+                            throw std::runtime_error(fmt::format("{}: fan-in answer of {} bytes",
+                                                                 system.name(), response.size()));
+                        if (received >= count_from && received < stop_at)
+                            ++completed;
+                    }
+                });
+            for (auto& c : conns)
+                co_await c->close();
+            LoadResult result;
+            result.requests_per_s = static_cast<double>(completed) / seconds(timing.duration);
+            result.request_bytes_per_s = result.requests_per_s * k_body;
+            co_return result;
+        });
+    });
+}
+
+double run_connect_storm(Runtime& rt, System& system, std::size_t connections) {
+    const Bytes ping = random_bytes(64, 0x5707);
+    return with_server(rt, system, ServerMode::echo, [&](asio::ip::tcp::endpoint server) {
+        return rt.on_client([&]() -> asio::awaitable<double> {
+            auto ex = co_await asio::this_coro::executor;
+            std::vector<std::unique_ptr<Connection>> conns(connections);
+            const Clock::time_point start = Clock::now();
+            co_await parallel(connections, [&](std::size_t i) -> asio::awaitable<void> {
+                conns[i] = co_await system.connect(ex, server);
+                Bytes response;
+                co_await conns[i]->request(ping, response);
+                if (response != ping)
+                    throw std::runtime_error(
+                        fmt::format("{}: connect-storm echo differs", system.name()));
+            });
+            const double elapsed_ms = seconds(Clock::now() - start) * 1000.0;
+            for (auto& c : conns)
+                co_await c->close();
+            co_return elapsed_ms;
+        });
+    });
+}
+
 long resident_kib() {
     std::ifstream status("/proc/self/status");
     std::string line;

@@ -34,6 +34,16 @@ struct LoadResult {
 // that complete inside the counted window.
 LoadResult run_load(Runtime& rt, System& system, const LoadSpec& spec, Timing timing);
 
+// Many connections, as a server sees them: `connections` sessions opened (not timed) by
+// `connectors` concurrent connectors, then `per_connection` closed-loop requesters on each for
+// warmup + duration, 64-byte bodies echoed. Counts the requests answered in the window.
+LoadResult run_fanin(Runtime& rt, System& system, std::size_t connections,
+                     std::size_t per_connection, std::size_t connectors, Timing timing);
+
+// `connections` connects started at once, then one 64-byte echo on each: milliseconds from the
+// first connect to the last answer (a server's reconnect storm after a restart).
+double run_connect_storm(Runtime& rt, System& system, std::size_t connections);
+
 // `connectors` concurrent loops of: connect, wait until the server (which closes every session
 // as soon as its handshake completes) has closed it. Returns sessions established per second.
 double run_handshake_rate(Runtime& rt, System& system, std::size_t connectors, Timing timing);

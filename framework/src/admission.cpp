@@ -51,8 +51,13 @@ asio::awaitable<bool> Admission::enter(tcp::socket& socket, const std::string& r
                 co_return false;
         }
     }
-    ticket.watch_ = std::make_shared<HandshakeWatch>(co_await asio::this_coro::executor);
-    if (handshakes_.enter(ticket.watch_) == HandshakeTable::Admission::full) {
+    const Executor executor = co_await asio::this_coro::executor;
+    ticket.watch_ = std::make_shared<HandshakeWatch>(executor, socket.native_handle());
+    // A table full of handshakes that have their whole message is work about to finish: wait
+    // for a slot (as long as a connection message may take) rather than refuse.
+    const auto until = SteadyClock::now() + handshake_.message_timeout;
+    if (co_await handshakes_.enter_or_wait(ticket.watch_, until) ==
+        HandshakeTable::Admission::full) {
         ticket.source_.release();
         release_connection(ticket);
         co_await refuse(socket, remote, "max_handshakes");

@@ -54,7 +54,8 @@ class Admission {
 
     // Before the handshake, in this order: max_sessions, the source's limits (before the
     // table, so a flooding source does not take handshake slots even for a moment), the
-    // handshake table (a newcomer may evict the oldest incomplete handshake). False: refused,
+    // handshake table (a newcomer may evict the oldest incomplete handshake, or wait up to
+    // HandshakeOptions::message_timeout for a slot when none is incomplete). False: refused,
     // with every slot given back first. Runs on the connection's executor.
     asio::awaitable<bool> enter(tcp::socket& socket, const std::string& remote,
                                 std::optional<asio::ip::address> address, AdmissionTicket& ticket);

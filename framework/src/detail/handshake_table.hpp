@@ -5,7 +5,11 @@
 // for the first bytes and for the whole first message, and by dropping the oldest incomplete
 // handshake when the table is full: a legitimate initiator sends its 160 bytes at once, so it
 // is never the oldest incomplete one for long, while a stalled connection is evicted by every
-// newcomer once it is the oldest.
+// newcomer once it is the oldest. A connection whose whole message waits in the kernel's
+// receive buffer is not stalled, only not read yet (a burst of connects arrives faster than
+// one thread reads them): it counts as complete. When every handshake in the table is complete,
+// a newcomer waits for a slot instead of being refused, for a bounded time: complete
+// handshakes end within one crypto step, so a burst is served, not refused.
 #pragma once
 
 #include <algorithm>
@@ -23,7 +27,8 @@ namespace sdmp::detail {
 // executor; the table only ever posts evict() there.
 class HandshakeWatch {
   public:
-    explicit HandshakeWatch(Executor executor);
+    // `native_socket`: the connection's descriptor, asked how many bytes wait unread (-1: never).
+    explicit HandshakeWatch(Executor executor, int native_socket = -1);
 
     // Completes once the deadline has passed (or at once after evict()).
     asio::awaitable<void> expire();
@@ -33,14 +38,14 @@ class HandshakeWatch {
     bool evicted() const noexcept { return evicted_; }
     // The whole connection message has arrived: the handshake is no longer evictable.
     void message_complete() noexcept { message_complete_.store(true, std::memory_order_relaxed); }
-    bool is_message_complete() const noexcept {
-        return message_complete_.load(std::memory_order_relaxed);
-    }
+    // Read, or waiting whole in the socket's receive buffer.
+    bool is_message_complete() const noexcept;
     const Executor& executor() const noexcept { return executor_; }
 
   private:
     friend class HandshakeTable;
     Executor executor_;
+    int native_socket_;
     Timer timer_;
     SteadyClock::time_point deadline_;
     bool evicted_ = false;
@@ -62,16 +67,33 @@ class HandshakeTable {
         full,                  // every handshake in the table has its whole message
     };
     Admission enter(const std::shared_ptr<HandshakeWatch>& watch);
-    // Evicts every handshake in progress (server shutdown: none may hold it up).
+    // enter(), and while the table is full, waits (on the caller's executor) for a handshake
+    // to leave, until `until`; `full` once that has passed or the table is closed.
+    asio::awaitable<Admission> enter_or_wait(const std::shared_ptr<HandshakeWatch>& watch,
+                                             SteadyClock::time_point until);
+    // Evicts every handshake in progress and closes the table: waiters and newcomers are
+    // turned away (server shutdown: none may hold it up).
     void evict_all();
     // Idempotent; a no-op for a handshake that was evicted.
     void leave(HandshakeWatch& watch);
     std::size_t size() const;
 
   private:
+    // A newcomer waiting for a slot; woken by leave() through its own executor.
+    struct Waiter {
+        explicit Waiter(const Executor& executor) : timer(executor) {}
+        Timer timer;
+        bool woken = false;
+    };
+    Admission enter_locked(const std::shared_ptr<HandshakeWatch>& watch,
+                           std::shared_ptr<HandshakeWatch>& victim);
+    void wake_one_locked();
+
     const std::size_t capacity_;
     mutable std::mutex mutex_;
     std::list<std::shared_ptr<HandshakeWatch>> entries_;  // oldest first
+    std::list<std::shared_ptr<Waiter>> waiters_;          // first come, first woken
+    bool closed_ = false;
 };
 
 }  // namespace sdmp::detail

@@ -184,8 +184,10 @@ struct ServerOptions {
     std::size_t max_sessions = 10000;  // connections (handshaking or established); more
                                        // are refused with `nope`
     // Handshakes in progress. When the table is full a new connection evicts the oldest
-    // handshake whose connection message is still incomplete (it is refused with `nope`); only
-    // when every handshake in it has its whole message is the newcomer refused.
+    // handshake whose connection message is still incomplete (it is refused with `nope`); a
+    // message waiting whole in the socket's receive buffer counts as complete. When every
+    // handshake in it has its whole message, the newcomer waits for one to finish, up to
+    // HandshakeOptions::message_timeout, and only then is refused.
     std::size_t max_handshakes = 256;
     // Refusals that write `nope` and then drain the peer for up to
     // HandshakeOptions::refuse_drain_time at once. Past it a refusal writes `nope` only if the
