@@ -1,5 +1,6 @@
 # `cmake --install` puts headers, the static libraries and a package config in place, so that
-# a separate project can `find_package(sdmp)` and link `sdmp::sdmp`.
+# a separate project can `find_package(sdmp)` and link `sdmp::sdmp`; with the apps built
+# (SDMP_BUILD_APPS), it also installs the `sdmp` command in bin/.
 include(CMakePackageConfigHelpers)
 
 set(sdmp_install_targets sdmp_crypto sdmp_protocol)
@@ -25,3 +26,8 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/sdmpConfigVersion.cmake
   COMPATIBILITY SameMinorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/sdmpConfig.cmake ${PROJECT_BINARY_DIR}/sdmpConfigVersion.cmake
   DESTINATION ${sdmp_config_dir})
+
+# The command-line tool is a program, not part of the exported package: no EXPORT here.
+if(SDMP_BUILD_APPS AND TARGET sdmp)
+  install(TARGETS sdmp RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+endif()

@@ -21,6 +21,8 @@ function(sdmp_add_layer name)
   add_library(sdmp_${name} STATIC ${ARG_SOURCES})
   add_library(sdmp::${name} ALIAS sdmp_${name})
   set_target_properties(sdmp_${name} PROPERTIES EXPORT_NAME ${name} POSITION_INDEPENDENT_CODE ON)
+  # The public headers need C++20 (coroutines, concepts): consumers get it with the target.
+  target_compile_features(sdmp_${name} PUBLIC cxx_std_20)
   target_include_directories(sdmp_${name} PUBLIC
     $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>
     $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)

@@ -15,10 +15,14 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 // GCC 12 warns (-Wmaybe-uninitialized) inside Asio's use_future machinery when it inlines it
 // here; the variable is set on every path. Silenced for this header only.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <boost/asio/use_future.hpp>
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 #include "framework_test_util.hpp"
 #include "sdmp/json.hpp"

@@ -7,7 +7,9 @@
 #include "sdmp/json.hpp"
 #include "sdmp/sdmp.hpp"
 
-namespace {
+// A named namespace: nlohmann's macro defines both directions, and each test uses one, which
+// clang reports as an unused function in an anonymous namespace.
+namespace units_json {
 
 struct AddRequest {
     int a = 0;
@@ -19,7 +21,9 @@ struct AddResponse {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(AddRequest, a, b)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(AddResponse, sum)
 
-}  // namespace
+}  // namespace units_json
+using units_json::AddRequest;
+using units_json::AddResponse;
 
 TEST_CASE("endpoint strings parse host:port, a.b.c.d:port and [v6]:port", "[framework][endpoint]") {
     auto e = sdmp::EndpointSpec::parse("localhost:7000");

@@ -261,8 +261,8 @@ TEST_CASE("a server session handle kept past its Server reads as closed and is r
 
 TEST_CASE("sdmp::is compares a failure with an sdmp or framework code",
           "[framework][loopback][errors]") {
-    const boost::system::system_error closed(
-        boost::system::error_code(std::error_code(sdmp::framework_errc::connection_closed)));
+    const boost::system::system_error closed{
+        boost::system::error_code(std::error_code(sdmp::framework_errc::connection_closed))};
     CHECK(sdmp::is(closed, sdmp::framework_errc::connection_closed));
     CHECK_FALSE(sdmp::is(closed, sdmp::framework_errc::connection_lost));
     CHECK_FALSE(sdmp::is(closed, sdmp::errc::unknown_peer));
