@@ -20,7 +20,7 @@ Admission::Admission(const ServerOptions& options, std::shared_ptr<Metrics> metr
       handshake_(options.handshake),
       metrics_(std::move(metrics)),
       sources_(options.source_limits),
-      handshakes_(options.max_handshakes),
+      handshakes_(options.max_handshakes, options.handshake_eviction_age),
       refusal_gate_(options.max_refusal_drains),
       refusal_log_(options.logger) {}
 
@@ -53,11 +53,10 @@ asio::awaitable<bool> Admission::enter(tcp::socket& socket, const std::string& r
     }
     const Executor executor = co_await asio::this_coro::executor;
     ticket.watch_ = std::make_shared<HandshakeWatch>(executor, socket.native_handle());
-    // A table full of handshakes that have their whole message is work about to finish: wait
-    // for a slot (as long as a connection message may take) rather than refuse.
+    // No slot to take now is no reason to refuse: complete handshakes are about to finish and
+    // incomplete ones age into eviction. Wait, as long as a connection message may take.
     const auto until = SteadyClock::now() + handshake_.message_timeout;
-    if (co_await handshakes_.enter_or_wait(ticket.watch_, until) ==
-        HandshakeTable::Admission::full) {
+    if (co_await handshakes_.enter(ticket.watch_, until) == HandshakeTable::Admission::full) {
         ticket.source_.release();
         release_connection(ticket);
         co_await refuse(socket, remote, "max_handshakes");

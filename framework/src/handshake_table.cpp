@@ -48,49 +48,43 @@ bool HandshakeWatch::is_message_complete() const noexcept {
 }
 
 HandshakeTable::Admission HandshakeTable::enter_locked(const std::shared_ptr<HandshakeWatch>& watch,
-                                                       std::shared_ptr<HandshakeWatch>& victim) {
-    if (closed_)
+                                                       std::shared_ptr<HandshakeWatch>& victim,
+                                                       SteadyClock::time_point now,
+                                                       SteadyClock::time_point& retry_at) {
+    if (closed_ || capacity_ == 0)
         return Admission::full;
     if (entries_.size() >= capacity_) {
         const auto oldest = std::find_if(entries_.begin(), entries_.end(),
                                          [](const auto& w) { return !w->is_message_complete(); });
-        if (capacity_ == 0 || oldest == entries_.end())
+        if (oldest == entries_.end())
             return Admission::full;
+        if (now - (*oldest)->entered_ < eviction_age_) {
+            retry_at = (*oldest)->entered_ + eviction_age_;
+            return Admission::full;
+        }
         victim = std::move(*oldest);
         victim->in_table_ = false;
         entries_.erase(oldest);
     }
     watch->position_ = entries_.insert(entries_.end(), watch);
     watch->in_table_ = true;
+    watch->entered_ = now;
     return victim ? Admission::admitted_by_eviction : Admission::admitted;
 }
 
-HandshakeTable::Admission HandshakeTable::enter(const std::shared_ptr<HandshakeWatch>& watch) {
-    std::shared_ptr<HandshakeWatch> victim;
-    Admission verdict;
-    {
-        const std::lock_guard lock(mutex_);
-        verdict = enter_locked(watch, victim);
-    }
-    if (victim) {
-        const Executor& executor = victim->executor();
-        asio::post(executor, [victim = std::move(victim)] { victim->evict(); });
-    }
-    return verdict;
-}
-
-asio::awaitable<HandshakeTable::Admission> HandshakeTable::enter_or_wait(
+asio::awaitable<HandshakeTable::Admission> HandshakeTable::enter(
     const std::shared_ptr<HandshakeWatch>& watch, SteadyClock::time_point until) {
     for (;;) {
         std::shared_ptr<HandshakeWatch> victim;
         std::shared_ptr<Waiter> waiter;
         Admission verdict;
+        SteadyClock::time_point wake_at = until;
         {
             const std::lock_guard lock(mutex_);
-            verdict = enter_locked(watch, victim);
+            const SteadyClock::time_point now = SteadyClock::now();
+            verdict = enter_locked(watch, victim, now, wake_at);
             // Registered under the same lock as the verdict: a leave() after it wakes us.
-            if (verdict == Admission::full && capacity_ > 0 && !closed_ &&
-                SteadyClock::now() < until) {
+            if (verdict == Admission::full && capacity_ > 0 && !closed_ && now < until) {
                 waiter = std::make_shared<Waiter>(watch->executor());
                 waiters_.push_back(waiter);
             }
@@ -101,11 +95,12 @@ asio::awaitable<HandshakeTable::Admission> HandshakeTable::enter_or_wait(
         }
         if (!waiter)
             co_return verdict;
-        waiter->timer.expires_at(until);
+        waiter->timer.expires_at(std::min(until, wake_at));
         co_await waiter->timer.async_wait(use_tuple);
         if (!waiter->woken) {
-            // Timed out: out of the line, unless a leave() took us out meanwhile (then its
-            // wake-up belongs to the next in line).
+            // Our own time: out of the line, unless a leave() took us out meanwhile (then its
+            // wake-up belongs to the next in line). Then try again: a handshake may have grown
+            // old enough to evict, and past `until` the next try answers `full`.
             const std::lock_guard lock(mutex_);
             const auto it = std::find(waiters_.begin(), waiters_.end(), waiter);
             if (it != waiters_.end()) {
@@ -113,8 +108,6 @@ asio::awaitable<HandshakeTable::Admission> HandshakeTable::enter_or_wait(
             } else {
                 wake_one_locked();
             }
-            if (SteadyClock::now() >= until)
-                co_return Admission::full;
         }
     }
 }

@@ -75,7 +75,8 @@ TEST_CASE("a full handshake table evicts the oldest stalled handshake for a newc
           "[framework][loopback][abuse]") {
     auto options = server_options();
     options.max_handshakes = 4;
-    options.handshake.first_byte_timeout = std::chrono::hours(1);  // only eviction can help
+    options.handshake_eviction_age = std::chrono::milliseconds(0);  // test_handshake_table.cpp
+    options.handshake.first_byte_timeout = std::chrono::hours(1);   // only eviction can help
     options.handshake.message_timeout = std::chrono::hours(1);
     options.handshake.timeout = std::chrono::hours(1);
     TestServer server(echo_router(), options);

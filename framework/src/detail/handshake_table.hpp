@@ -5,11 +5,12 @@
 // for the first bytes and for the whole first message, and by dropping the oldest incomplete
 // handshake when the table is full: a legitimate initiator sends its 160 bytes at once, so it
 // is never the oldest incomplete one for long, while a stalled connection is evicted by every
-// newcomer once it is the oldest. A connection whose whole message waits in the kernel's
-// receive buffer is not stalled, only not read yet (a burst of connects arrives faster than
-// one thread reads them): it counts as complete. When every handshake in the table is complete,
-// a newcomer waits for a slot instead of being refused, for a bounded time: complete
-// handshakes end within one crypto step, so a burst is served, not refused.
+// newcomer once it is the oldest and has held its slot for the eviction age. A connection whose
+// whole message waits in the kernel's receive buffer is not stalled, only not read yet: it
+// counts as complete. A newcomer that finds no handshake to evict waits for a slot instead of
+// being refused, for a bounded time: complete handshakes end within one crypto step, and a
+// client that connects a thousand times at once writes its messages a little after the
+// server accepted them, so a burst is served, not refused.
 #pragma once
 
 #include <algorithm>
@@ -53,24 +54,28 @@ class HandshakeWatch {
     // HandshakeTable's, under its mutex.
     bool in_table_ = false;
     std::list<std::shared_ptr<HandshakeWatch>>::iterator position_;
+    SteadyClock::time_point entered_;  // when it took its slot
 };
 
 // At most `capacity` handshakes at once, oldest first. Thread-safe; O(1) but for the scan past
 // handshakes whose message is already complete (they finish within one crypto step).
 class HandshakeTable {
   public:
-    explicit HandshakeTable(std::size_t capacity) : capacity_(capacity) {}
+    // `eviction_age`: how long an incomplete handshake keeps its slot before a newcomer may
+    // evict it.
+    HandshakeTable(std::size_t capacity, SteadyClock::duration eviction_age)
+        : capacity_(capacity), eviction_age_(eviction_age) {}
 
     enum class Admission {
         admitted,
         admitted_by_eviction,  // the oldest incomplete handshake was evicted to make room
-        full,                  // every handshake in the table has its whole message
+        full,                  // no slot came free in time, or the table is closed
     };
-    Admission enter(const std::shared_ptr<HandshakeWatch>& watch);
-    // enter(), and while the table is full, waits (on the caller's executor) for a handshake
-    // to leave, until `until`; `full` once that has passed or the table is closed.
-    asio::awaitable<Admission> enter_or_wait(const std::shared_ptr<HandshakeWatch>& watch,
-                                             SteadyClock::time_point until);
+    // Enters the table, evicting the oldest incomplete handshake if it is old enough; while
+    // the table is full, waits (on the caller's executor) for a handshake to leave or for the
+    // oldest incomplete one to grow old enough, until `until`.
+    asio::awaitable<Admission> enter(const std::shared_ptr<HandshakeWatch>& watch,
+                                     SteadyClock::time_point until);
     // Evicts every handshake in progress and closes the table: waiters and newcomers are
     // turned away (server shutdown: none may hold it up).
     void evict_all();
@@ -85,11 +90,14 @@ class HandshakeTable {
         Timer timer;
         bool woken = false;
     };
+    // `full` sets `retry_at` when an incomplete handshake will be old enough to evict.
     Admission enter_locked(const std::shared_ptr<HandshakeWatch>& watch,
-                           std::shared_ptr<HandshakeWatch>& victim);
+                           std::shared_ptr<HandshakeWatch>& victim, SteadyClock::time_point now,
+                           SteadyClock::time_point& retry_at);
     void wake_one_locked();
 
     const std::size_t capacity_;
+    const SteadyClock::duration eviction_age_;
     mutable std::mutex mutex_;
     std::list<std::shared_ptr<HandshakeWatch>> entries_;  // oldest first
     std::list<std::shared_ptr<Waiter>> waiters_;          // first come, first woken

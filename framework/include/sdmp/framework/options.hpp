@@ -101,8 +101,16 @@ struct SessionOptions {
 
 // The connection-message exchange (protocol.md §3).
 struct HandshakeOptions {
-    crypto::CryptoProvider* provider = nullptr;  // nullptr = crypto::default_provider()
-    std::chrono::milliseconds timeout{10000};    // the whole exchange (protocol.md §3.6)
+    // The crypto of the handshake and of every record of the session it opens (one provider
+    // per connection, both directions). nullptr = crypto::default_provider() (Botan). To choose
+    // by name at run time, e.g. from a configuration file:
+    //     options.handshake.provider = crypto::find_provider("openssl");
+    // which is nullptr when this build has no such provider (crypto::provider_names() lists
+    // those it has), so check it before use. The two ends of a connection need not use the
+    // same provider: every provider gives the same bytes. A provider of your own must outlive
+    // the server or session using it (find_provider()'s instances live as long as the process).
+    crypto::CryptoProvider* provider = nullptr;
+    std::chrono::milliseconds timeout{10000};  // the whole exchange (protocol.md §3.6)
     // Responder only: the first byte of the initiator's connection message must arrive within
     // `first_byte_timeout` of the accept and all 160 bytes within `message_timeout` (each
     // capped by `timeout`). A legitimate initiator sends its message at once, so they can be
@@ -183,12 +191,17 @@ struct ServerOptions {
     ThreadingModel threading = ThreadingModel::context_per_thread;
     std::size_t max_sessions = 10000;  // connections (handshaking or established); more
                                        // are refused with `nope`
-    // Handshakes in progress. When the table is full a new connection evicts the oldest
-    // handshake whose connection message is still incomplete (it is refused with `nope`); a
-    // message waiting whole in the socket's receive buffer counts as complete. When every
-    // handshake in it has its whole message, the newcomer waits for one to finish, up to
+    // Handshakes in progress. When the table is full, a new connection evicts the oldest
+    // handshake whose connection message is still incomplete once that one has held its slot
+    // for `handshake_eviction_age` (it is refused with `nope`); a message waiting whole in the
+    // socket's receive buffer counts as complete. Until then, or while every handshake in the
+    // table has its whole message, the newcomer waits for a slot, up to
     // HandshakeOptions::message_timeout, and only then is refused.
     std::size_t max_handshakes = 256;
+    // How long an incomplete handshake keeps its slot against newcomers. A legitimate initiator
+    // sends its message at once, but a burst of connects from one busy client (a reconnect
+    // storm) can lag behind the server's accepts by much more than a round trip.
+    std::chrono::milliseconds handshake_eviction_age{1000};
     // Refusals that write `nope` and then drain the peer for up to
     // HandshakeOptions::refuse_drain_time at once. Past it a refusal writes `nope` only if the
     // socket takes it at once and closes at once. A refusal never holds a connection or
