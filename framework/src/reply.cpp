@@ -61,4 +61,9 @@ std::optional<std::chrono::milliseconds> Context::remaining() const noexcept {
     return std::max(left, std::chrono::milliseconds{0});
 }
 
+void Reply::ensure_ok() const {
+    if (!is_ok())
+        throw StatusError(status, std::string(text()));
+}
+
 }  // namespace sdmp

@@ -173,12 +173,23 @@ TEST_CASE("typed calls throw StatusError where raw calls return the status",
         const sdmp::Reply raw = co_await session.call("missing", sdmp::Bytes{});
         CHECK(raw.status == sdmp::Status::unknown_method);
         sdmp::Status thrown = sdmp::Status::ok;
+        std::string typed_message;
         try {
             co_await sdmp::call_as<Summary>(session, "missing", item);
         } catch (const sdmp::StatusError& e) {
             thrown = e.status();
+            typed_message = e.what();
         }
         CHECK(thrown == sdmp::Status::unknown_method);
+        // ensure_ok() reports the raw answer as the typed call did.
+        try {
+            raw.ensure_ok();
+            FAIL("ensure_ok() did not throw for unknown_method");
+        } catch (const sdmp::StatusError& e) {
+            CHECK(e.status() == sdmp::Status::unknown_method);
+            CHECK(std::string(e.what()) == typed_message);
+        }
+        CHECK_NOTHROW(sdmp::Reply::ok("fine").ensure_ok());
 
         thrown = sdmp::Status::ok;
         try {

@@ -6,7 +6,8 @@
 // Statuses: a raw Session::call returns a non-ok status inside its Reply, while the typed calls
 // here throw it as StatusError, since a typed caller has no use for an error body in place of
 // the value it asked for. Catch StatusError around a typed call (`e.status()`), or use the raw
-// call and decode the body yourself when a non-ok status is an expected outcome.
+// call and decode the body yourself when a non-ok status is an expected outcome;
+// Reply::ensure_ok() turns a raw call's non-ok status into the same StatusError.
 //
 // Every function here is a plain function, not a coroutine: it encodes the value before it
 // returns, and the awaitable it returns is made by a coroutine that holds only bytes. No frame
@@ -36,8 +37,7 @@ namespace detail {
 template <typename Resp, typename Codec>
 boost::asio::awaitable<Resp> decode_reply(boost::asio::awaitable<Reply> call) {
     Reply reply = co_await std::move(call);
-    if (!reply.is_ok())
-        throw StatusError(reply.status, std::string(reply.text()));
+    reply.ensure_ok();
     std::optional<Resp> decoded;
     try {
         decoded.emplace(Codec::template decode<Resp>(reply.body));

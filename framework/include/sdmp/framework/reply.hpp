@@ -48,6 +48,9 @@ struct Reply {
     std::string_view text() const noexcept { return as_string_view(body); }
     // Value of the first metadata entry named `key`, or empty.
     std::string_view find_metadata(std::string_view key) const noexcept;
+    // Throws StatusError(status, text()) unless the status is ok: a raw call then reports a
+    // non-ok answer exactly as a typed call (sdmp::call_as) does.
+    void ensure_ok() const;
 };
 
 // Thrown by a handler to answer with a specific status (the message goes into the body).
