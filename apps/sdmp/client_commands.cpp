@@ -47,6 +47,7 @@ struct ClientArgs {
     std::string trust;
     std::string peer;
     double timeout = 30.0;
+    std::string crypto = "botan";
 };
 
 struct CallArgs : ClientArgs {
@@ -99,8 +100,8 @@ int report_failure(std::string_view command, const PeerAddress& peer,
 }
 
 asio::awaitable<int> connect_and_work(std::string_view command, const NodeFiles& files,
-                                      const PeerAddress& peer, double timeout_seconds,
-                                      const Work& work) {
+                                      const PeerAddress& peer, crypto::CryptoProvider& provider,
+                                      double timeout_seconds, const Work& work) {
     auto executor = co_await asio::this_coro::executor;
     const auto budget =
         std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_seconds));
@@ -113,6 +114,7 @@ asio::awaitable<int> connect_and_work(std::string_view command, const NodeFiles&
         try {
             const auto start = Clock::now();
             ClientOptions options;
+            options.handshake.provider = &provider;
             options.logger = Logger::null();  // the one failure line is ours to print
             session = co_await connect(executor, Target::address(peer.endpoint, peer.fingerprint),
                                        files.identity, files.trust, options);
@@ -149,6 +151,9 @@ asio::awaitable<int> connect_and_work(std::string_view command, const NodeFiles&
 }
 
 int run_client(std::string_view command, const ClientArgs& args, Work work) {
+    crypto::CryptoProvider* const provider = find_crypto(command, args.crypto);
+    if (provider == nullptr)
+        return exit_code::usage;
     auto files = load_node_files(command, args.key, args.trust);
     if (!files)
         return exit_code::usage;
@@ -159,7 +164,7 @@ int run_client(std::string_view command, const ClientArgs& args, Work work) {
 
     asio::io_context io;
     int code = exit_code::status;
-    asio::co_spawn(io, connect_and_work(command, *files, *peer, args.timeout, work),
+    asio::co_spawn(io, connect_and_work(command, *files, *peer, *provider, args.timeout, work),
                    [&](std::exception_ptr e, int result) {
                        if (e) {
                            try {
@@ -296,6 +301,7 @@ void add_client_options(CLI::App* cmd, ClientArgs& args) {
                     "Seconds for the whole command (connect, handshake, calls)")
         ->capture_default_str()
         ->check(CLI::Range(0.001, 86400.0));
+    cmd->add_option("--crypto", args.crypto, crypto_help())->capture_default_str();
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 #include "node_files.hpp"
 
-#include <fmt/core.h>
+#include <fmt/format.h>
 
 #include <array>
 #include <utility>
@@ -28,6 +28,23 @@ std::optional<NodeFiles> load_node_files(std::string_view command, const std::st
         return std::nullopt;
     }
     return files;
+}
+
+crypto::CryptoProvider* find_crypto(std::string_view command, const std::string& name) {
+    crypto::CryptoProvider* provider = crypto::find_provider(name);
+    if (provider == nullptr) {
+        fail(command,
+             fmt::format("--crypto: no crypto provider '{}' in this build (available: {})", name,
+                         fmt::join(crypto::provider_names(), ", ")),
+             exit_code::usage);
+    }
+    return provider;
+}
+
+std::string crypto_help() {
+    return fmt::format(
+        "Crypto provider of the handshakes and records: botan or openssl (this build has: {})",
+        fmt::join(crypto::provider_names(), ", "));
 }
 
 std::optional<LogLevel> parse_log_level(std::string_view text) {

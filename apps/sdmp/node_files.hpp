@@ -5,6 +5,7 @@
 #include <string>
 #include <string_view>
 
+#include "sdmp/crypto/crypto_provider.hpp"
 #include "sdmp/crypto/identity.hpp"
 #include "sdmp/crypto/trust_store.hpp"
 #include "sdmp/framework/log.hpp"
@@ -20,6 +21,14 @@ struct NodeFiles {
 // "sdmp COMMAND: <what is wrong with which file>" on stderr and returns nullopt.
 std::optional<NodeFiles> load_node_files(std::string_view command, const std::string& key_file,
                                          const std::string& trust_path);
+
+// `--crypto NAME` of serve, call and ping: the provider of the handshakes and records
+// (crypto::find_provider). For a name this build does not have, prints "sdmp COMMAND: --crypto:
+// ..." naming the ones it has, and returns nullptr (a usage error).
+crypto::CryptoProvider* find_crypto(std::string_view command, const std::string& name);
+
+// The help text of --crypto, naming the providers this build has.
+std::string crypto_help();
 
 // "trace" .. "off"; nullopt for anything else.
 std::optional<LogLevel> parse_log_level(std::string_view text);

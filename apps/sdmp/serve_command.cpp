@@ -53,6 +53,7 @@ struct ServeArgs {
     std::size_t threads = 2;
     std::string log_level = "info";
     double sync_interval = 10.0;
+    std::string crypto = "botan";
 };
 
 // Everything one serving node owns. Members are destroyed in reverse order: the services
@@ -141,6 +142,9 @@ int serve(const ServeArgs& args) {
     if (!level)
         return fail(k_command, fmt::format("--log-level: unknown level '{}'", args.log_level),
                     exit_code::usage);
+    crypto::CryptoProvider* const provider = find_crypto(k_command, args.crypto);
+    if (provider == nullptr)
+        return exit_code::usage;
 
     auto files = load_node_files(k_command, args.key, args.trust);
     if (!files)
@@ -165,6 +169,7 @@ int serve(const ServeArgs& args) {
 
     Node node;
     node.logger = Logger(stderr_sink(), *level);
+    node.logger.info("crypto provider {}", provider->name());
     node.gate = std::make_shared<TrustGate>(files->trust);
     Router router;
     services::add_ping(router);
@@ -192,6 +197,7 @@ int serve(const ServeArgs& args) {
     const auto client_router = std::make_shared<const Router>(router);
 
     ServerOptions options;
+    options.handshake.provider = provider;
     options.threads = args.threads;
     options.logger = node.logger;
     raise_descriptor_limit(node.logger, options.max_sessions);
@@ -223,6 +229,7 @@ int serve(const ServeArgs& args) {
     }
     for (auto& peer : peers) {
         ClientOptions client;
+        client.handshake.provider = provider;
         client.router = client_router;
         client.logger = node.logger;
         node.journal->add_peer(std::move(peer), files->identity, files->trust, std::move(client));
@@ -304,6 +311,7 @@ void add_serve_command(CLI::App& app, Action& action) {
                     "Seconds between two journal synchronizations with each --peer")
         ->capture_default_str()
         ->check(CLI::Range(0.01, 86400.0));
+    cmd->add_option("--crypto", args->crypto, crypto_help())->capture_default_str();
     cmd->footer(
         "Prints one line 'listening HOST:PORT fingerprint FP' on stdout once it accepts "
         "connections; logs go to stderr.\nExit codes: 0 after a graceful shutdown, 1 runtime "

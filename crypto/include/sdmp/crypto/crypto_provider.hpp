@@ -10,7 +10,10 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
+#include <string_view>
 #include <system_error>
+#include <vector>
 
 #include "sdmp/crypto/bytes.hpp"
 #include "sdmp/crypto/secret_bytes.hpp"
@@ -105,5 +108,18 @@ std::unique_ptr<CryptoProvider> make_botan_provider();
 // OpenSSL 3.0 refuses. Throws that error too if libcrypto lacks SHA-256 or HKDF.
 std::unique_ptr<CryptoProvider> make_openssl_provider();
 #endif
+
+// Providers by name, for choosing one at run time (a configuration file, a command line):
+// "botan" is default_provider() itself; "openssl" is one process-wide OpenSSL provider, made on
+// first use (only in a build with SDMP_WITH_OPENSSL). The instances live until the process
+// exits and are thread-safe like every provider, so any number of servers and connections may
+// share them. Names are exact and lower-case. Returns nullptr, and never throws, for a name
+// that is unknown or not built into this library, and for "openssl" when libcrypto cannot make
+// the provider (it lacks SHA-256 or HKDF).
+CryptoProvider* find_provider(std::string_view name);
+
+// The names find_provider() knows in this build, the default first: {"botan"}, or
+// {"botan", "openssl"} with SDMP_WITH_OPENSSL.
+std::vector<std::string> provider_names();
 
 }  // namespace sdmp::crypto

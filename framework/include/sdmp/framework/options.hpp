@@ -198,10 +198,13 @@ struct ServerOptions {
     // table has its whole message, the newcomer waits for a slot, up to
     // HandshakeOptions::message_timeout, and only then is refused.
     std::size_t max_handshakes = 256;
-    // How long an incomplete handshake keeps its slot against newcomers. A legitimate initiator
-    // sends its message at once, but a burst of connects from one busy client (a reconnect
-    // storm) can lag behind the server's accepts by much more than a round trip.
-    std::chrono::milliseconds handshake_eviction_age{1000};
+    // How long an incomplete handshake keeps its slot against newcomers. 0 (the default): a
+    // newcomer evicts the oldest incomplete one at once, so a flood of stalled connections
+    // never delays a prompt client. A longer age lets one busy client's burst of connects,
+    // whose messages lag behind the server's accepts, through without refusals (a burst of
+    // 1,000 from one process needs about 1 s), but under a flood of stalled connections every
+    // newcomer then waits in line for slots that free at most `max_handshakes` per age.
+    std::chrono::milliseconds handshake_eviction_age{0};
     // Refusals that write `nope` and then drain the peer for up to
     // HandshakeOptions::refuse_drain_time at once. Past it a refusal writes `nope` only if the
     // socket takes it at once and closes at once. A refusal never holds a connection or
