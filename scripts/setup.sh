@@ -13,7 +13,8 @@ packages=(
   libcli11-dev       # command-line parsing for the sdmp tool
   nlohmann-json3-dev # JSON bodies (typed handlers, sample services)
   libsqlite3-dev     # durable storage for the sample services
-  libssl-dev         # the TLS 1.3 baseline in the benchmark only
+  libssl-dev         # OpenSSL 3: the openssl crypto provider, the TLS 1.3 baseline in the benchmark
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc  # the gRPC baseline in the benchmark only
   clang libclang-rt-14-dev  # libFuzzer targets (fuzz preset, scripts/fuzz-smoke.sh)
   clang-format       # the format check that scripts/test.sh runs first
 )

@@ -7,6 +7,7 @@
 #include "runtime.hpp"
 #include "scenarios.hpp"
 #include "system.hpp"
+#include "systems/sdmp.hpp"  // sdmp_crypto
 
 #include <fmt/format.h>
 #include <sys/resource.h>
@@ -109,10 +110,11 @@ std::vector<Scenario> all_scenarios() {
              return std::vector<double>{r.requests_per_s};
          }},
         {"connect_storm",
-         {{"connect_storm", "ms", false, 1}},
+         {{"connect_storm", "ms", false, 1}, {"connect_storm_retries", "conns", false, 0}},
          0,
          [](Runtime& rt, System& sys, const Settings& s) {
-             return std::vector<double>{run_connect_storm(rt, sys, s.storm_connections)};
+             const StormResult r = run_connect_storm(rt, sys, s.storm_connections);
+             return std::vector<double>{r.elapsed_ms, r.retries};
          }},
         {"idle_session_kib",
          {{"idle_session_kib", "KiB", false, 1}},
@@ -218,6 +220,7 @@ void print_table(const std::vector<Scenario>& scenarios, const std::vector<std::
 
 nlohmann::ordered_json to_json(const std::vector<Scenario>& scenarios,
                                const std::vector<std::string>& systems, const Samples& samples,
+                               const Samples& cpu, const nlohmann::ordered_json& system_notes,
                                const std::vector<SweepPoint>& sweep, const Settings& settings) {
     nlohmann::ordered_json results = nlohmann::ordered_json::array();
     for (const auto& sc : scenarios) {
@@ -236,6 +239,10 @@ nlohmann::ordered_json to_json(const std::vector<Scenario>& scenarios,
                                    {"value", median(sys_it->second)},
                                    {"unit", fig.unit},
                                    {"samples", sys_it->second}});
+                // Process CPU (every thread) per second of the trial, median of the rounds.
+                if (const auto c = cpu.find(sc.key); c != cpu.end() && c->second.count(s) != 0) {
+                    results.back()["cpu_cores"] = median(c->second.at(s));
+                }
             }
         }
     }
@@ -250,7 +257,11 @@ nlohmann::ordered_json to_json(const std::vector<Scenario>& scenarios,
                                     {"fanin_connections", settings.fanin_connections},
                                     {"storm_connections", settings.storm_connections},
                                     {"connectors", settings.connectors},
-                                    {"baseline_flush", baseline_frames_per_flush.load()}}}};
+                                    {"baseline_flush", baseline_frames_per_flush.load()},
+                                    {"sdmp_crypto", sdmp_crypto}}}};
+    if (!system_notes.empty()) {
+        doc["meta"]["systems"] = system_notes;
+    }
     if (!sweep.empty()) {
         nlohmann::ordered_json points = nlohmann::ordered_json::array();
         for (const auto& p : sweep) {
@@ -344,6 +355,9 @@ int run(int argc, char** argv) {
                    "does after flush_after_messages (default 0: all frames of a read, then one "
                    "write)")
         ->check(CLI::Range(0, 4096));
+    app.add_option("--crypto", sdmp_crypto,
+                   "sdmp: the crypto provider of both ends, botan or openssl (when built)")
+        ->capture_default_str();
     app.add_flag("--list", list, "list systems and scenarios, then exit");
     CLI11_PARSE(app, argc, argv);
 
@@ -355,6 +369,10 @@ int run(int argc, char** argv) {
         settings.idle_sessions = 200;
         settings.fanin_connections = 32;
         settings.storm_connections = 100;
+        // The 50 ms warm-up must see the first handshakes through on every system: 64 gRPC
+        // handshakes at once take longer than the whole trial (under ASan, 8 take ~130 ms), and
+        // handshake_rate would count none.
+        settings.connectors = 4;
     }
     baseline_frames_per_flush.store(baseline_flush, std::memory_order_relaxed);
     if (rounds) {
@@ -373,6 +391,9 @@ int run(int argc, char** argv) {
         fmt::print("systems:");
         for (const auto& s : registered) {
             fmt::print(" {}", s.name);
+        }
+        for (const auto& u : unavailable_systems()) {
+            fmt::print("\n  ({})", u);
         }
         fmt::print("\nscenarios:");
         for (const auto& sc : scenarios_all) {
@@ -478,6 +499,7 @@ int run(int argc, char** argv) {
     }
 
     Samples samples;
+    Samples cpu_use;  // by scenario key, not figure: process CPU cores busy during each trial
     for (const auto& sc : scenarios) {
         int scenario_rounds = settings.rounds;
         if (sc.max_rounds > 0) {
@@ -491,7 +513,14 @@ int run(int argc, char** argv) {
                 const WatchdogScope guard(dog,
                                           settings.timing.warmup + settings.timing.duration + 120s,
                                           fmt::format("{} on {}", sc.key, entry.name));
+                const double cpu_before = process_cpu_seconds();
+                const auto wall_before = std::chrono::steady_clock::now();
                 const std::vector<double> values = sc.run(rt, *entry.system, settings);
+                const double cores =
+                    (process_cpu_seconds() - cpu_before) /
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_before)
+                        .count();
+                cpu_use[sc.key][entry.name].push_back(cores);
                 std::string line = fmt::format("  {:<16} round {}/{} {:<5}", sc.key, round + 1,
                                                scenario_rounds, entry.name);
                 for (std::size_t f = 0; f < sc.figures.size(); ++f) {
@@ -499,7 +528,7 @@ int run(int argc, char** argv) {
                     line += fmt::format(" {:.{}f} {}", values[f], sc.figures[f].precision,
                                         sc.figures[f].unit);
                 }
-                fmt::print(stderr, "{}\n", line);
+                fmt::print(stderr, "{}  ({:.2f} CPUs)\n", line, cores);
             }
         }
     }
@@ -507,6 +536,16 @@ int run(int argc, char** argv) {
     std::vector<SweepPoint> sweep;
     if (!plot_path.empty()) {
         sweep = run_sweep(rt, dog, systems, settings);
+    }
+
+    // Facts the systems report about themselves (gRPC's threads), on stderr and in the JSON.
+    nlohmann::ordered_json system_notes = nlohmann::ordered_json::object();
+    for (const auto& entry : systems) {
+        nlohmann::ordered_json notes = entry.system->notes();
+        if (!notes.empty()) {
+            fmt::print(stderr, "sdmp-bench: {}: {}\n", entry.name, notes.dump());
+            system_notes[entry.name] = std::move(notes);
+        }
     }
 
     std::vector<std::string> names;
@@ -521,7 +560,8 @@ int run(int argc, char** argv) {
 
     if (!json_path.empty()) {
         std::ofstream out(json_path);
-        out << to_json(scenarios, names, samples, sweep, settings).dump(2) << '\n';
+        out << to_json(scenarios, names, samples, cpu_use, system_notes, sweep, settings).dump(2)
+            << '\n';
         if (!out) {
             fmt::print(stderr, "sdmp-bench: cannot write {}\n", json_path);
             return 1;

@@ -1,5 +1,7 @@
 #include "system.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 
 namespace sdmp::bench {
@@ -12,6 +14,18 @@ std::vector<SystemInfo>& registry() {
 }
 
 }  // namespace
+
+nlohmann::ordered_json System::notes() const {
+    return nlohmann::ordered_json::object();
+}
+
+std::vector<std::string> unavailable_systems() {
+#ifdef SDMP_BENCH_UNAVAILABLE
+    return {SDMP_BENCH_UNAVAILABLE};
+#else
+    return {};
+#endif
+}
 
 detail::SystemRegistrar::SystemRegistrar(SystemInfo info) {
     registry().push_back(std::move(info));

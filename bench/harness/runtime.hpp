@@ -21,6 +21,10 @@ namespace sdmp::bench {
 
 namespace asio = boost::asio;
 
+// CPU time this process has used so far, user and system, over all of its threads (getrusage
+// RUSAGE_SELF): the harness's, and those a system under test starts itself (gRPC's). Seconds.
+double process_cpu_seconds();
+
 class Runtime {
   public:
     Runtime();

@@ -203,25 +203,41 @@ LoadResult run_fanin(Runtime& rt, System& system, std::size_t connections,
     });
 }
 
-double run_connect_storm(Runtime& rt, System& system, std::size_t connections) {
+StormResult run_connect_storm(Runtime& rt, System& system, std::size_t connections) {
+    constexpr std::size_t k_max_attempts = 20;
     const Bytes ping = random_bytes(64, 0x5707);
     return with_server(rt, system, ServerMode::echo, [&](asio::ip::tcp::endpoint server) {
-        return rt.on_client([&]() -> asio::awaitable<double> {
+        return rt.on_client([&]() -> asio::awaitable<StormResult> {
             auto ex = co_await asio::this_coro::executor;
             std::vector<std::unique_ptr<Connection>> conns(connections);
+            std::size_t retries = 0;
             const Clock::time_point start = Clock::now();
             co_await parallel(connections, [&](std::size_t i) -> asio::awaitable<void> {
-                conns[i] = co_await system.connect(ex, server);
+                // A connection the server turns away is tried again at once, as a client that
+                // must get through would; how many were is the second figure.
+                for (std::size_t attempt = 1; !conns[i]; ++attempt) {
+                    try {
+                        conns[i] = co_await system.connect(ex, server);
+                    } catch (const std::exception& e) {
+                        if (attempt == k_max_attempts)
+                            throw std::runtime_error(
+                                fmt::format("{}: connect-storm connection refused {} times: {}",
+                                            system.name(), attempt, e.what()));
+                        ++retries;
+                    }
+                }
                 Bytes response;
                 co_await conns[i]->request(ping, response);
                 if (response != ping)
                     throw std::runtime_error(
                         fmt::format("{}: connect-storm echo differs", system.name()));
             });
-            const double elapsed_ms = seconds(Clock::now() - start) * 1000.0;
+            StormResult result;
+            result.elapsed_ms = seconds(Clock::now() - start) * 1000.0;
+            result.retries = static_cast<double>(retries);
             for (auto& c : conns)
                 co_await c->close();
-            co_return elapsed_ms;
+            co_return result;
         });
     });
 }

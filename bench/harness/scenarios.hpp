@@ -41,8 +41,13 @@ LoadResult run_fanin(Runtime& rt, System& system, std::size_t connections,
                      std::size_t per_connection, std::size_t connectors, Timing timing);
 
 // `connections` connects started at once, then one 64-byte echo on each: milliseconds from the
-// first connect to the last answer (a server's reconnect storm after a restart).
-double run_connect_storm(Runtime& rt, System& system, std::size_t connections);
+// first connect to the last answer (a server's reconnect storm after a restart), and how many
+// connects the server turned away and were tried again.
+struct StormResult {
+    double elapsed_ms = 0;
+    double retries = 0;
+};
+StormResult run_connect_storm(Runtime& rt, System& system, std::size_t connections);
 
 // `connectors` concurrent loops of: connect, wait until the server (which closes every session
 // as soon as its handshake completes) has closed it. Returns sessions established per second.

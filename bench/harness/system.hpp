@@ -16,6 +16,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <nlohmann/json_fwd.hpp>
 
 #include <atomic>
 #include <cstdint>
@@ -78,19 +79,27 @@ class System {
     // if any, is done from the client's point of view). Runs on `client_ex`.
     virtual asio::awaitable<std::unique_ptr<Connection>> connect(
         asio::any_io_executor client_ex, asio::ip::tcp::endpoint server) = 0;
+    // What the figures alone do not show (threads of its own, versions, settings), as a JSON
+    // object: written to the JSON's meta.systems.<name> and printed on stderr after the run.
+    // Called on the main thread once the trials are over. Default: an empty object.
+    [[nodiscard]] virtual nlohmann::ordered_json notes() const;
 };
 
 // --- registry -----------------------------------------------------------------------------------
 
 struct SystemInfo {
     std::string name;
-    // Column order in the table: lower first (sdmp = 0, tls = 1, tcp = 2).
+    // Column order in the table: lower first (sdmp = 0, tls = 1, tcp = 2, grpc = 3).
     int column = 0;
     std::function<std::unique_ptr<System>()> make;
 };
 
 // Registered systems, sorted by column.
 std::vector<SystemInfo> registered_systems();
+
+// Systems this build left out because a package was missing, each as "name: reason" (set by
+// CMakeLists.txt through SDMP_BENCH_UNAVAILABLE).
+std::vector<std::string> unavailable_systems();
 
 namespace detail {
 struct SystemRegistrar {

@@ -2,13 +2,17 @@
 // body (or answers an empty body in ServerMode::ack); clients are sdmp::connect sessions calling
 // it. Identities and trust stores are generated in memory at startup: the server trusts the
 // client's key and the client names the server's fingerprint (protocol.md §1, §7). Every option
-// is the framework's default, except that logging is off.
+// is the framework's default, except that logging is off and both ends use the crypto provider
+// named by --crypto (sdmp.hpp; Botan by default).
+#include "sdmp.hpp"
+
 #include "../framed.hpp"  // Event
 
 #include <fmt/format.h>
 
 #include <sdmp/sdmp.hpp>
 #include <stdexcept>
+#include <string>
 
 namespace sdmp::bench {
 namespace {
@@ -19,8 +23,8 @@ constexpr const char* k_method = "echo";
 
 class SdmpServer final : public Server {
   public:
-    SdmpServer(asio::any_io_executor ex, const crypto::Identity& identity,
-               const crypto::TrustStore& trust, ServerMode mode)
+    SdmpServer(asio::any_io_executor ex, crypto::CryptoProvider& provider,
+               const crypto::Identity& identity, const crypto::TrustStore& trust, ServerMode mode)
         : state_(std::make_shared<State>(ex)) {
         Router router;
         router.add(k_method, [mode](Context&, sdmp::Bytes body) -> asio::awaitable<Reply> {
@@ -30,6 +34,7 @@ class SdmpServer final : public Server {
             co_return Reply::ok(std::move(body));
         });
         ServerOptions options;
+        options.handshake.provider = &provider;
         options.logger = Logger::null();
         // Every benchmark client uses one identity: the per-peer session cap would refuse them.
         options.max_sessions_per_peer = 0;
@@ -103,9 +108,10 @@ class SdmpConnection final : public Connection {
 
 class SdmpSystem final : public System {
   public:
-    SdmpSystem()
-        : server_id_(crypto::Identity::generate(crypto::default_provider())),
-          client_id_(crypto::Identity::generate(crypto::default_provider())) {
+    explicit SdmpSystem(const std::string& crypto_name)
+        : provider_(checked_provider(crypto_name)),
+          server_id_(crypto::Identity::generate(provider_)),
+          client_id_(crypto::Identity::generate(provider_)) {
         const auto entry = [](const crypto::Identity& id, std::string name) {
             return crypto::TrustedPeer{id.public_identity(), id.fingerprint(), std::move(name), {}};
         };
@@ -119,12 +125,14 @@ class SdmpSystem final : public System {
 
     asio::awaitable<std::unique_ptr<bench::Server>> start_server(asio::any_io_executor server_ex,
                                                                  ServerMode mode) override {
-        co_return std::make_unique<SdmpServer>(server_ex, server_id_, server_trust_, mode);
+        co_return std::make_unique<SdmpServer>(server_ex, provider_, server_id_, server_trust_,
+                                               mode);
     }
 
     asio::awaitable<std::unique_ptr<Connection>> connect(asio::any_io_executor client_ex,
                                                          tcp::endpoint server) override {
         ClientOptions options;
+        options.handshake.provider = &provider_;
         options.logger = Logger::null();
         Session session = co_await sdmp::connect(
             client_ex,
@@ -134,6 +142,17 @@ class SdmpSystem final : public System {
     }
 
   private:
+    static crypto::CryptoProvider& checked_provider(const std::string& name) {
+        crypto::CryptoProvider* provider = crypto::find_provider(name);
+        if (provider == nullptr) {
+            throw std::invalid_argument(
+                fmt::format("--crypto: no crypto provider '{}' in this build (available: {})", name,
+                            fmt::join(crypto::provider_names(), ", ")));
+        }
+        return *provider;
+    }
+
+    crypto::CryptoProvider& provider_;  // find_provider()'s: lives as long as the process
     crypto::Identity server_id_;
     crypto::Identity client_id_;
     crypto::TrustStore server_trust_;
@@ -142,6 +161,7 @@ class SdmpSystem final : public System {
 
 }  // namespace
 
-SDMP_BENCH_REGISTER_SYSTEM(sdmp, "sdmp", 0, [] { return std::make_unique<SdmpSystem>(); });
+SDMP_BENCH_REGISTER_SYSTEM(sdmp, "sdmp", 0,
+                           [] { return std::make_unique<SdmpSystem>(sdmp_crypto); });
 
 }  // namespace sdmp::bench
